@@ -1,0 +1,124 @@
+//! Per-store host state: the sandbox limiter and the host imports (logging, metrics).
+
+use std::sync::Arc;
+
+use wasmtime::ResourceLimiter;
+
+use crate::bindings::{logging, metrics, types};
+use crate::metrics::PolicyMetrics;
+
+/// Longest log message the host keeps.
+const MAX_LOG_CHARS: usize = 4096;
+
+/// Caps linear memory, tables and instance counts, and remembers whether the cap was hit so the host can report
+/// a memory limit rather than a generic trap.
+pub(crate) struct SandboxLimiter {
+    max_memory_bytes: usize,
+    /// Largest linear memory seen.
+    pub(crate) peak_memory_bytes: usize,
+    /// Set when a grow was refused.
+    pub(crate) memory_exceeded: bool,
+}
+
+impl ResourceLimiter for SandboxLimiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.max_memory_bytes {
+            self.memory_exceeded = true;
+            wasmtime::bail!("policy memory limit of {} MiB exceeded", self.max_memory_bytes >> 20);
+        }
+        self.peak_memory_bytes = self.peak_memory_bytes.max(desired);
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+
+    fn instances(&self) -> usize {
+        32
+    }
+
+    fn tables(&self) -> usize {
+        32
+    }
+
+    fn memories(&self) -> usize {
+        4
+    }
+}
+
+/// The data of one policy store.
+pub(crate) struct HostState {
+    pub(crate) limiter: SandboxLimiter,
+    policy: Arc<str>,
+    scale_set: Arc<str>,
+    metrics: Arc<PolicyMetrics>,
+}
+
+impl HostState {
+    pub(crate) fn new(memory_mib: u32, policy: Arc<str>, scale_set: Arc<str>, metrics: Arc<PolicyMetrics>) -> Self {
+        HostState {
+            limiter: SandboxLimiter {
+                max_memory_bytes: (memory_mib as usize) << 20,
+                peak_memory_bytes: 0,
+                memory_exceeded: false,
+            },
+            policy,
+            scale_set,
+            metrics,
+        }
+    }
+}
+
+impl types::Host for HostState {}
+
+macro_rules! policy_event {
+    ($level:expr, $state:expr, $message:expr, $fields:expr) => {
+        tracing::event!(
+            target: "gha_policy",
+            $level,
+            policy = %$state.policy,
+            scale_set = %$state.scale_set,
+            fields = %$fields,
+            "{}",
+            $message
+        )
+    };
+}
+
+impl logging::Host for HostState {
+    fn enabled(&mut self, level: logging::Level) -> bool {
+        match level {
+            logging::Level::Trace => tracing::enabled!(target: "gha_policy", tracing::Level::TRACE),
+            logging::Level::Debug => tracing::enabled!(target: "gha_policy", tracing::Level::DEBUG),
+            logging::Level::Info => tracing::enabled!(target: "gha_policy", tracing::Level::INFO),
+            logging::Level::Warn => tracing::enabled!(target: "gha_policy", tracing::Level::WARN),
+            logging::Level::Error => tracing::enabled!(target: "gha_policy", tracing::Level::ERROR),
+        }
+    }
+
+    fn log(&mut self, level: logging::Level, message: String, fields: Vec<(String, String)>) {
+        let message: String = message.chars().take(MAX_LOG_CHARS).collect();
+        let fields: String = fields.iter().take(16).map(|(k, v)| format!("{k}={v} ")).collect();
+        let fields = fields.trim_end();
+        match level {
+            logging::Level::Trace => policy_event!(tracing::Level::TRACE, self, message, fields),
+            logging::Level::Debug => policy_event!(tracing::Level::DEBUG, self, message, fields),
+            logging::Level::Info => policy_event!(tracing::Level::INFO, self, message, fields),
+            logging::Level::Warn => policy_event!(tracing::Level::WARN, self, message, fields),
+            logging::Level::Error => policy_event!(tracing::Level::ERROR, self, message, fields),
+        }
+    }
+}
+
+impl metrics::Host for HostState {
+    fn counter_add(&mut self, name: String, value: u64, labels: Vec<(String, String)>) {
+        self.metrics.guest_counter_add(&self.scale_set, &name, value, labels);
+    }
+
+    fn gauge_set(&mut self, name: String, value: f64, labels: Vec<(String, String)>) {
+        if value.is_finite() {
+            self.metrics.guest_gauge_set(&self.scale_set, &name, value, labels);
+        }
+    }
+}

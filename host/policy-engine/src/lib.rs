@@ -1,0 +1,52 @@
+//! The sandboxed host for gha-autoscaler policies — the only crate that links wasmtime.
+//!
+//! A policy is a WebAssembly component exporting some of the hooks of the `gha-autoscaler:policy` WIT package
+//! (`lifecycle` always; `scaler`, `scale-down` and `pod-mutator` as it chooses). This crate:
+//!
+//! - loads policies from a built-in name, a file, bytes (a ConfigMap) or an https URL pinned by sha256
+//!   ([`PolicySource`]), compiles them once per process (with an on-disk precompile cache) and checks their
+//!   imports and exports before instantiating ([`PolicyEngine`], [`PolicyPre`]);
+//! - runs each call in a fresh-enough sandbox: per-call deadline (epoch interruption), memory cap, a new instance
+//!   after any trap ([`PolicyInstance`]);
+//! - validates and clamps every output ([`validate`], [`pod_patch`]);
+//! - applies the scale set's failure policy with a circuit breaker, and hot-swaps policies atomically
+//!   ([`ScaleSetPolicy`]);
+//! - counts everything in prometheus metrics ([`PolicyMetrics`]).
+#![deny(missing_docs)]
+
+pub mod bench;
+mod bindings;
+mod breaker;
+mod builtin;
+mod cache;
+mod convert;
+mod engine;
+mod error;
+mod host_state;
+mod instance;
+mod limits;
+mod manifest;
+mod metrics;
+pub mod pod_patch;
+mod replay;
+mod scale_set_policy;
+mod source;
+mod spec;
+pub mod validate;
+
+
+
+pub use breaker::Breaker;
+pub use builtin::{BUILT_IN_POLICIES, built_in};
+pub use engine::{CompiledFrom, EngineOptions, PolicyEngine, PolicyPre};
+pub use error::{Error, Result};
+pub use gha_autoscaler_policy_types as types;
+pub use instance::PolicyInstance;
+pub use limits::PolicyLimits;
+pub use manifest::{Hook, PolicyManifest, WIT_PACKAGE, WIT_VERSION};
+pub use metrics::PolicyMetrics;
+pub use replay::Replayer;
+pub use scale_set_policy::{Decided, Outcome, ScaleSetPolicy};
+pub use validate::Validated;
+pub use source::{PolicyBytes, PolicySource};
+pub use spec::{FailurePolicy, PolicySpec};

@@ -1,0 +1,180 @@
+//! Prometheus metrics of the policy engine.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Most guest-defined series one scale set's policy may create.
+const MAX_GUEST_SERIES_PER_SCALE_SET: usize = 100;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    hook: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HookLabels {
+    hook: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: String,
+}
+
+type GuestLabels = Vec<(String, String)>;
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(1e-6, 4.0, 12))
+}
+
+/// `gha_policy_*` metrics: calls, durations, traps, fallbacks, and the series policies define themselves.
+pub struct PolicyMetrics {
+    calls: Family<CallLabels, Counter>,
+    duration: Family<HookLabels, Histogram, fn() -> Histogram>,
+    traps: Family<KindLabels, Counter>,
+    fallbacks: Family<HookLabels, Counter>,
+    shadow_disagreements: Counter,
+    guest_counters: Family<GuestLabels, Counter>,
+    guest_gauges: Family<GuestLabels, Gauge<f64, AtomicU64>>,
+    guest_series: Mutex<HashMap<String, HashSet<GuestLabels>>>,
+}
+
+impl Default for PolicyMetrics {
+    fn default() -> Self {
+        PolicyMetrics {
+            calls: Family::default(),
+            duration: Family::new_with_constructor(duration_histogram),
+            traps: Family::default(),
+            fallbacks: Family::default(),
+            shadow_disagreements: Counter::default(),
+            guest_counters: Family::default(),
+            guest_gauges: Family::default(),
+            guest_series: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl PolicyMetrics {
+    /// Registers every metric in `registry`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register("gha_policy_calls", "Policy hook calls by hook and result", self.calls.clone());
+        registry.register(
+            "gha_policy_call_duration_seconds",
+            "Policy hook call duration, host side, validation included",
+            self.duration.clone(),
+        );
+        registry.register("gha_policy_traps", "Policy calls stopped by the sandbox, by kind", self.traps.clone());
+        registry.register(
+            "gha_policy_fallbacks",
+            "Decisions made by the failure policy instead of the policy",
+            self.fallbacks.clone(),
+        );
+        registry.register(
+            "gha_policy_shadow_disagreements",
+            "Shadow-policy decisions that differed from the acting policy",
+            self.shadow_disagreements.clone(),
+        );
+        registry.register("gha_policy_guest", "Counters defined by policies", self.guest_counters.clone());
+        registry.register("gha_policy_guest_gauge", "Gauges defined by policies", self.guest_gauges.clone());
+    }
+
+    pub(crate) fn record_call(&self, hook: &str, result: &str, seconds: f64) {
+        self.calls.get_or_create(&CallLabels { hook: hook.into(), result: result.into() }).inc();
+        self.duration.get_or_create(&HookLabels { hook: hook.into() }).observe(seconds);
+    }
+
+    pub(crate) fn record_trap(&self, kind: &str) {
+        self.traps.get_or_create(&KindLabels { kind: kind.into() }).inc();
+    }
+
+    pub(crate) fn record_fallback(&self, hook: &str) {
+        self.fallbacks.get_or_create(&HookLabels { hook: hook.into() }).inc();
+    }
+
+    pub(crate) fn record_shadow_disagreement(&self) {
+        self.shadow_disagreements.inc();
+    }
+
+    /// Calls of `hook` that ended with `result` so far.
+    pub fn calls(&self, hook: &str, result: &str) -> u64 {
+        self.calls.get_or_create(&CallLabels { hook: hook.into(), result: result.into() }).get()
+    }
+
+    /// Fallback decisions for `hook` so far.
+    pub fn fallbacks(&self, hook: &str) -> u64 {
+        self.fallbacks.get_or_create(&HookLabels { hook: hook.into() }).get()
+    }
+
+    /// Sandbox stops of `kind` (timeout, memory, trap) so far.
+    pub fn traps(&self, kind: &str) -> u64 {
+        self.traps.get_or_create(&KindLabels { kind: kind.into() }).get()
+    }
+
+    /// Builds the label set of a guest series, or None when the scale set's series budget is spent.
+    fn guest_labels(&self, scale_set: &str, name: &str, labels: Vec<(String, String)>) -> Option<GuestLabels> {
+        let metric: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).take(64).collect();
+        let mut set: GuestLabels = vec![("name".into(), metric), ("scale_set".into(), scale_set.into())];
+        set.extend(labels.into_iter().take(8).map(|(k, v)| {
+            let key: String = k.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).take(64).collect();
+            (format!("l_{key}"), v.chars().take(128).collect())
+        }));
+        let mut series = self.guest_series.lock().unwrap_or_else(|e| e.into_inner());
+        let known = series.entry(scale_set.to_string()).or_default();
+        if known.contains(&set) || known.len() < MAX_GUEST_SERIES_PER_SCALE_SET {
+            known.insert(set.clone());
+            Some(set)
+        } else {
+            None
+        }
+    }
+
+    pub(crate) fn guest_counter_add(&self, scale_set: &str, name: &str, value: u64, labels: Vec<(String, String)>) {
+        if let Some(set) = self.guest_labels(scale_set, name, labels) {
+            self.guest_counters.get_or_create(&set).inc_by(value);
+        }
+    }
+
+    pub(crate) fn guest_gauge_set(&self, scale_set: &str, name: &str, value: f64, labels: Vec<(String, String)>) {
+        if let Some(set) = self.guest_labels(scale_set, name, labels) {
+            self.guest_gauges.get_or_create(&set).set(value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guest_series_are_capped_per_scale_set() {
+        let metrics = PolicyMetrics::default();
+        for i in 0..150 {
+            metrics.guest_counter_add("a", &format!("m{i}"), 1, vec![]);
+        }
+        metrics.guest_counter_add("b", "m", 1, vec![]);
+        let series = metrics.guest_series.lock().unwrap();
+        assert_eq!(series["a"].len(), MAX_GUEST_SERIES_PER_SCALE_SET);
+        assert_eq!(series["b"].len(), 1);
+    }
+
+    #[test]
+    fn metrics_encode_with_their_names() {
+        let metrics = PolicyMetrics::default();
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        metrics.record_call("decide", "ok", 0.000_01);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(text.contains("gha_policy_calls_total{hook=\"decide\",result=\"ok\"} 1"), "{text}");
+        assert!(text.contains("gha_policy_call_duration_seconds_bucket"), "{text}");
+    }
+}
