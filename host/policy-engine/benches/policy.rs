@@ -1,1 +1,28 @@
-fn main() {}
+//! `cargo bench -p gha-policy-engine`: the policy-engine figures beside their targets, for the shipped
+//! policies, plus how fast a looping policy is stopped and answered for.
+
+use gha_policy_engine::{PolicyBytes, bench, built_in};
+use serde_json::json;
+
+const MISBEHAVING: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/misbehaving_policy.wasm"));
+
+#[tokio::main]
+async fn main() {
+    let iterations = std::env::var("BENCH_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(50_000);
+    for (name, config) in [
+        ("arc-default", json!(null)),
+        ("warm-pool", json!({"scaleFactor": 0.5, "idleTtlSeconds": 300})),
+        ("pod-shaper", json!({"default": {"resources": {"requests": {"cpu": "2"}}}})),
+    ] {
+        let bytes = PolicyBytes::new(format!("built-in {name}"), built_in(name).expect("shipped"));
+        match bench::run(&bytes, config, iterations).await {
+            Ok(report) => println!("{}", report.table()),
+            Err(e) => eprintln!("{name}: {e}"),
+        }
+    }
+    let looping = PolicyBytes::new("fixture misbehaving (loop)", MISBEHAVING);
+    match bench::loop_stop(&looping, json!({"mode": "loop"}), 100).await {
+        Ok(f) => println!("{:<56} {:>9.1} {} (target <= {:.0} {})", f.name, f.value, f.unit, f.target.unwrap_or(0.0), f.unit),
+        Err(e) => eprintln!("loop: {e}"),
+    }
+}

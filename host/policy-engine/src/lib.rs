@@ -32,6 +32,7 @@ mod replay;
 mod scale_set_policy;
 mod source;
 mod spec;
+pub mod suite;
 pub mod validate;
 
 

@@ -1,0 +1,40 @@
+//! Command-line interface: a `Cli` holding one `Command`; each subcommand parses into typed values and calls
+//! library code.
+
+mod policy;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::telemetry::LogFormat;
+
+/// ARC-compatible autoscaler for GitHub Actions runner scale sets, with scaling policies as Wasm components.
+#[derive(Debug, Parser)]
+#[command(name = "gha-autoscaler", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log level or filter directive (e.g. `debug`, `info,gha_policy=debug`).
+    #[arg(long, global = true, env = "LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Log format.
+    #[arg(long, global = true, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Inspect, run, test, benchmark and build policies.
+    Policy(policy::PolicyArgs),
+}
+
+impl Command {
+    /// Runs the subcommand.
+    pub async fn execute(self) -> anyhow::Result<ExitCode> {
+        match self {
+            Command::Policy(args) => args.execute().await,
+        }
+    }
+}

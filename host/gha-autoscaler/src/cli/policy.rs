@@ -1,0 +1,90 @@
+//! `gha-autoscaler policy ...`: the tools a policy author uses, sharing one loader.
+
+mod bench;
+mod componentize;
+mod inspect;
+mod run;
+mod test;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use gha_policy_engine::{EngineOptions, PolicyEngine, PolicyMetrics, PolicySource, PolicySpec};
+
+/// Policy tools.
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    #[command(subcommand)]
+    command: PolicyCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Show a policy's worlds, exports, imports, metadata and size.
+    Inspect(inspect::InspectArgs),
+    /// Feed recorded inputs (JSON lines) to a policy and print its decisions as JSON lines.
+    Run(run::RunArgs),
+    /// Run table-driven expectations (YAML) under production limits.
+    Test(test::TestArgs),
+    /// Measure compile, cache load, instantiation, hook latency and memory.
+    Bench(bench::BenchArgs),
+    /// Turn a core module built for wasm32-unknown-unknown into a policy component.
+    Componentize(componentize::ComponentizeArgs),
+}
+
+impl PolicyArgs {
+    pub async fn execute(self) -> anyhow::Result<ExitCode> {
+        match self.command {
+            PolicyCommand::Inspect(args) => args.execute().await,
+            PolicyCommand::Run(args) => args.execute().await,
+            PolicyCommand::Test(args) => args.execute().await,
+            PolicyCommand::Bench(args) => args.execute().await,
+            PolicyCommand::Componentize(args) => args.execute(),
+        }
+    }
+}
+
+/// Which policy, with which config: shared by `inspect`, `run` and `bench`.
+#[derive(Debug, Args)]
+struct PolicyOptions {
+    /// A built-in policy name (arc-default, warm-pool, pod-shaper), a .wasm component, or an http(s) URL.
+    policy: String,
+    /// sha256 of the component, required for URLs.
+    #[arg(long)]
+    sha256: Option<String>,
+    /// Policy config: a JSON file, or inline JSON.
+    #[arg(long)]
+    config: Option<String>,
+    /// Directory for the precompile cache.
+    #[arg(long, env = "GHA_POLICY_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+}
+
+impl PolicyOptions {
+    fn source(&self) -> PolicySource {
+        PolicySource::from_arg(&self.policy, self.sha256.clone())
+    }
+
+    fn config(&self) -> anyhow::Result<serde_json::Value> {
+        let Some(config) = &self.config else { return Ok(serde_json::Value::Null) };
+        let text = match std::fs::read_to_string(config) {
+            Ok(text) => text,
+            Err(_) if config.trim_start().starts_with(['{', '[']) => config.clone(),
+            Err(e) => return Err(e).with_context(|| format!("reading config {config}")),
+        };
+        serde_json::from_str(&text).with_context(|| format!("config {config} is not JSON"))
+    }
+
+    fn spec(&self) -> anyhow::Result<PolicySpec> {
+        Ok(PolicySpec { source: self.source(), config: self.config()?, ..PolicySpec::built_in("arc-default") })
+    }
+
+    fn engine(&self) -> anyhow::Result<Arc<PolicyEngine>> {
+        let mut options = EngineOptions::default();
+        options.cache_dir = self.cache_dir.clone();
+        Ok(PolicyEngine::new(options, Arc::new(PolicyMetrics::default()))?)
+    }
+}

@@ -1,0 +1,73 @@
+//! `policy run`.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use gha_policy_engine::types::{ScaleDownInput, ScaleInput, ScaleSetRef};
+use gha_policy_engine::{Replayer, ScaleSetPolicy};
+
+use super::PolicyOptions;
+
+/// Which hook the inputs are for.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum HookArg {
+    /// ScaleInput lines; previous decision and state flow from line to line as in the listener.
+    Decide,
+    /// ScaleDownInput lines.
+    Select,
+}
+
+/// Feed recorded inputs to a policy.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    policy: PolicyOptions,
+    /// JSON lines of inputs (camelCase fields; `-` for stdin).
+    #[arg(long, default_value = "-")]
+    input: PathBuf,
+    /// The hook to call.
+    #[arg(long, value_enum, default_value_t = HookArg::Decide)]
+    hook: HookArg,
+}
+
+impl RunArgs {
+    pub async fn execute(self) -> anyhow::Result<ExitCode> {
+        let engine = self.policy.engine()?;
+        let policy = ScaleSetPolicy::load(&engine, ScaleSetRef::default(), self.policy.spec()?).await?;
+        let reader: Box<dyn BufRead> = if self.input.as_os_str() == "-" {
+            Box::new(std::io::stdin().lock())
+        } else {
+            let file = std::fs::File::open(&self.input).with_context(|| format!("opening {}", self.input.display()))?;
+            Box::new(std::io::BufReader::new(file))
+        };
+        let mut replay = Replayer::new(&policy);
+        let mut out = std::io::stdout().lock();
+        for (n, line) in reader.lines().enumerate() {
+            let line = line?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let context = || format!("input line {}", n + 1);
+            let output = match self.hook {
+                HookArg::Decide => {
+                    let input: ScaleInput = serde_json::from_str(&line).with_context(context)?;
+                    let decided = replay.step(input).with_context(context)?;
+                    let mut value = serde_json::to_value(&decided.value)?;
+                    value["outcome"] = decided.outcome.label().into();
+                    value["adjustments"] = serde_json::to_value(&decided.adjustments)?;
+                    value
+                }
+                HookArg::Select => {
+                    let input: ScaleDownInput = serde_json::from_str(&line).with_context(context)?;
+                    let decided = policy.select(&input).with_context(context)?;
+                    serde_json::json!({"selected": decided.value, "outcome": decided.outcome.label(), "adjustments": decided.adjustments})
+                }
+            };
+            writeln!(out, "{output}")?;
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
