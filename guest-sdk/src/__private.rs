@@ -86,7 +86,10 @@ pub fn select<P: ScaleDown>(input: w::ScaleDownInput) -> Result<Vec<String>, w::
 }
 
 /// `pod-mutator.mutate-runner-pod`.
-pub fn mutate_runner_pod<P: PodMutator>(runner_name: String, template: String) -> Result<Option<String>, w::PolicyError> {
+pub fn mutate_runner_pod<P: PodMutator>(
+    runner_name: String,
+    template: String,
+) -> Result<Option<String>, w::PolicyError> {
     let template: serde_json::Value = serde_json::from_str(&template)
         .map_err(|e| w::PolicyError::InvalidInput(format!("pod template is not JSON: {e}")))?;
     let patch = with_instance::<P, _>(|p| p.mutate_runner_pod(&runner_name, &template))?;
@@ -174,10 +177,7 @@ macro_rules! __export_hook {
         impl $crate::wit::$world::exports::gha_autoscaler::policy::scaler::Guest for $export {
             fn decide(
                 input: $crate::wit::shared::types::ScaleInput,
-            ) -> Result<
-                $crate::wit::shared::types::ScaleDecision,
-                $crate::wit::shared::types::PolicyError,
-            > {
+            ) -> Result<$crate::wit::shared::types::ScaleDecision, $crate::wit::shared::types::PolicyError> {
                 $crate::__private::decide::<$policy>(input)
             }
         }
@@ -201,10 +201,7 @@ macro_rules! __export_hook {
             }
             fn on_job_event(
                 event: $crate::wit::shared::types::JobEvent,
-            ) -> Result<
-                $crate::wit::shared::types::PodMetadata,
-                $crate::wit::shared::types::PolicyError,
-            > {
+            ) -> Result<$crate::wit::shared::types::PodMetadata, $crate::wit::shared::types::PolicyError> {
                 $crate::__private::on_job_event::<$policy>(event)
             }
         }

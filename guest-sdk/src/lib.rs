@@ -39,6 +39,8 @@ pub use types::{
     RunnerCounts, RunnerInfo, RunnerPhase, ScaleDecision, ScaleDownInput, ScaleInput, ScaleSetRef, attribute,
 };
 
+#[doc(hidden)]
+pub mod __private;
 mod config;
 mod hooks;
 pub mod log;
@@ -47,8 +49,6 @@ pub mod state;
 pub mod testing;
 #[doc(hidden)]
 pub mod wit;
-#[doc(hidden)]
-pub mod __private;
 
 pub use config::parse_config;
 pub use hooks::{PodMutator, Policy, ScaleDown, Scaler};

@@ -332,5 +332,4 @@ mod tests {
         assert_eq!(Bounds { min_runners: 2, max_runners: 5 }.clamp(0), 2);
         assert_eq!(Bounds { min_runners: 6, max_runners: 5 }.clamp(0), 6);
     }
-
 }

@@ -93,8 +93,8 @@ fn a_bad_config_is_reported_with_the_field() {
 
 #[test]
 fn componentize_builds_a_policy_that_inspect_understands() {
-    let module = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("../policy-build/wasm32-unknown-unknown/policy/arc_default.wasm");
+    let module =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("../policy-build/wasm32-unknown-unknown/policy/arc_default.wasm");
     let dir = tempfile::tempdir().unwrap();
     let component = dir.path().join("arc.wasm");
     let out = gha(&["policy", "componentize", module.to_str().unwrap(), "-o", component.to_str().unwrap()], None);

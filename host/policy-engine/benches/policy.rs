@@ -22,7 +22,9 @@ async fn main() {
     }
     let looping = PolicyBytes::new("fixture misbehaving (loop)", MISBEHAVING);
     match bench::loop_stop(&looping, json!({"mode": "loop"}), 100).await {
-        Ok(f) => println!("{:<56} {:>9.1} {} (target <= {:.0} {})", f.name, f.value, f.unit, f.target.unwrap_or(0.0), f.unit),
+        Ok(f) => {
+            println!("{:<56} {:>9.1} {} (target <= {:.0} {})", f.name, f.value, f.unit, f.target.unwrap_or(0.0), f.unit)
+        }
         Err(e) => eprintln!("loop: {e}"),
     }
 }

@@ -51,7 +51,12 @@ impl Report {
                 Some(t) => (format!("{t} {}", f.unit), if f.value <= t { "ok" } else { "MISSED" }),
                 None => ("-".into(), ""),
             };
-            out.push_str(&format!("{:<44} {:>12} {:>12}  {verdict}\n", f.name, format!("{:.3} {}", f.value, f.unit), target));
+            out.push_str(&format!(
+                "{:<44} {:>12} {:>12}  {verdict}\n",
+                f.name,
+                format!("{:.3} {}", f.value, f.unit),
+                target
+            ));
         }
         out
     }
@@ -91,7 +96,8 @@ fn sample_input(i: u32) -> ScaleInput {
 
 /// A realistic runner pod template of about 5 KB, for the mutation benchmark.
 pub fn sample_pod_template() -> serde_json::Value {
-    let env: Vec<_> = (0..60).map(|i| json!({"name": format!("RUNNER_SETTING_{i}"), "value": "x".repeat(40)})).collect();
+    let env: Vec<_> =
+        (0..60).map(|i| json!({"name": format!("RUNNER_SETTING_{i}"), "value": "x".repeat(40)})).collect();
     json!({
         "metadata": {"labels": {"app.kubernetes.io/component": "runner", "actions.github.com/scale-set-name": "demo"}},
         "spec": {
@@ -181,7 +187,12 @@ pub async fn run(policy: &PolicyBytes, config: serde_json::Value, iterations: us
         .collect::<Result<_>>()?;
     let after = rss_bytes();
     let linear = live.first().map_or(0, PolicyInstance::peak_memory_bytes);
-    report.push("RSS per live instance", after.saturating_sub(before) as f64 / LIVE as f64 / 1024.0, "KiB", Some(2048.0));
+    report.push(
+        "RSS per live instance",
+        after.saturating_sub(before) as f64 / LIVE as f64 / 1024.0,
+        "KiB",
+        Some(2048.0),
+    );
     report.push("linear memory per instance", linear as f64 / 1024.0, "KiB", Some(2048.0));
     Ok(report)
 }

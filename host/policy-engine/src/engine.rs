@@ -97,13 +97,14 @@ impl PolicyEngine {
         let mut linker = Linker::new(&engine);
         FullPolicy::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
             .map_err(|e| Error::Instantiate(format!("{e:#}")))?;
-        let cache = match &options.cache_dir {
-            Some(dir) => Some(PrecompileCache::open(dir, &engine).map_err(|e| Error::Source {
-                origin: format!("cache {}", dir.display()),
-                message: e.to_string(),
-            })?),
-            None => None,
-        };
+        let cache =
+            match &options.cache_dir {
+                Some(dir) => Some(PrecompileCache::open(dir, &engine).map_err(|e| Error::Source {
+                    origin: format!("cache {}", dir.display()),
+                    message: e.to_string(),
+                })?),
+                None => None,
+            };
         spawn_epoch_ticker(&engine, options.epoch_tick);
         Ok(Arc::new(PolicyEngine {
             engine,

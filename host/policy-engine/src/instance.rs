@@ -195,8 +195,10 @@ impl PolicyInstance {
     /// [`Error::NotImplemented`] when the policy has no scaler, otherwise call errors.
     pub fn decide(&mut self, input: &t::ScaleInput) -> Result<t::ScaleDecision> {
         let input = convert::scale_input(input);
-        self.call(Hook::Decide, self.pre.manifest.scaler, |store, hooks| hooks.scaler.as_ref().map(|h| h.call_decide(store, &input)))
-            .map(convert::scale_decision)
+        self.call(Hook::Decide, self.pre.manifest.scaler, |store, hooks| {
+            hooks.scaler.as_ref().map(|h| h.call_decide(store, &input))
+        })
+        .map(convert::scale_decision)
     }
 
     /// `scale-down.select`, unvalidated.
@@ -205,7 +207,9 @@ impl PolicyInstance {
     /// [`Error::NotImplemented`] when the policy has no scale-down hook, otherwise call errors.
     pub fn select(&mut self, input: &t::ScaleDownInput) -> Result<Vec<String>> {
         let input = convert::scale_down_input(input);
-        self.call(Hook::Select, self.pre.manifest.scale_down, |store, hooks| hooks.scale_down.as_ref().map(|h| h.call_select(store, &input)))
+        self.call(Hook::Select, self.pre.manifest.scale_down, |store, hooks| {
+            hooks.scale_down.as_ref().map(|h| h.call_select(store, &input))
+        })
     }
 
     /// `pod-mutator.mutate-runner-pod`, unvalidated: the merge patch text, if any.
@@ -224,7 +228,9 @@ impl PolicyInstance {
     /// [`Error::NotImplemented`] when the policy has no pod mutator, otherwise call errors.
     pub fn on_job_event(&mut self, event: &t::JobEvent) -> Result<t::PodMetadata> {
         let event = convert::job_event(event);
-        self.call(Hook::OnJobEvent, self.pre.manifest.pod_mutator, |store, hooks| hooks.pod_mutator.as_ref().map(|h| h.call_on_job_event(store, &event)))
-            .map(convert::pod_metadata)
+        self.call(Hook::OnJobEvent, self.pre.manifest.pod_mutator, |store, hooks| {
+            hooks.pod_mutator.as_ref().map(|h| h.call_on_job_event(store, &event))
+        })
+        .map(convert::pod_metadata)
     }
 }

@@ -35,8 +35,6 @@ mod spec;
 pub mod suite;
 pub mod validate;
 
-
-
 pub use breaker::Breaker;
 pub use builtin::{BUILT_IN_POLICIES, built_in};
 pub use engine::{CompiledFrom, EngineOptions, PolicyEngine, PolicyPre};
@@ -48,6 +46,6 @@ pub use manifest::{Hook, PolicyManifest, WIT_PACKAGE, WIT_VERSION};
 pub use metrics::PolicyMetrics;
 pub use replay::Replayer;
 pub use scale_set_policy::{Decided, Outcome, ScaleSetPolicy};
-pub use validate::Validated;
 pub use source::{PolicyBytes, PolicySource};
 pub use spec::{FailurePolicy, PolicySpec};
+pub use validate::Validated;

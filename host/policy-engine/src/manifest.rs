@@ -7,10 +7,13 @@ use wasmtime::component::Component;
 use crate::error::{Error, Result};
 use crate::types::PolicyInfo;
 
+/// A WIT package version: (major, minor, patch).
+pub type WitVersion = (u64, u64, u64);
+
 /// The WIT package this host implements.
 pub const WIT_PACKAGE: &str = "gha-autoscaler:policy";
 /// Its version. Policies built for any `0.1.z` with `z` ≤ this patch load.
-pub const WIT_VERSION: (u64, u64, u64) = (0, 1, 0);
+pub const WIT_VERSION: WitVersion = (0, 1, 0);
 
 /// Host interfaces a policy may import.
 const PROVIDED_IMPORTS: &[&str] = &["types", "logging", "metrics"];
@@ -94,7 +97,7 @@ impl PolicyManifest {
 }
 
 /// `gha-autoscaler:policy/scaler@0.1.0` → (`scaler`, (0, 1, 0)); None for names outside our package.
-fn split_name(name: &str) -> Option<(&str, Option<(u64, u64, u64)>)> {
+fn split_name(name: &str) -> Option<(&str, Option<WitVersion>)> {
     let rest = name.strip_prefix(WIT_PACKAGE)?.strip_prefix('/')?;
     let (interface, version) = match rest.split_once('@') {
         Some((interface, version)) => (interface, parse_version(version)),
@@ -103,13 +106,13 @@ fn split_name(name: &str) -> Option<(&str, Option<(u64, u64, u64)>)> {
     Some((interface, version))
 }
 
-fn parse_version(text: &str) -> Option<(u64, u64, u64)> {
+fn parse_version(text: &str) -> Option<WitVersion> {
     let core = text.split(['-', '+']).next()?;
     let mut parts = core.split('.').map(|p| p.parse::<u64>().ok());
     Some((parts.next()??, parts.next()??, parts.next()??))
 }
 
-fn version_text((a, b, c): (u64, u64, u64)) -> String {
+fn version_text((a, b, c): WitVersion) -> String {
     format!("{a}.{b}.{c}")
 }
 
@@ -117,7 +120,7 @@ fn host_version() -> String {
     format!("{WIT_PACKAGE}@{}", version_text(WIT_VERSION))
 }
 
-fn same_minor(v: (u64, u64, u64)) -> bool {
+fn same_minor(v: WitVersion) -> bool {
     v.0 == WIT_VERSION.0 && v.1 == WIT_VERSION.1
 }
 

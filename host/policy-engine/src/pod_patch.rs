@@ -361,10 +361,12 @@ mod tests {
         assert!(check_key("Bad_Prefix/x").is_err());
         assert!(check_key(&"a".repeat(64)).is_err());
         assert!(check_label("a", "").is_ok());
-        assert!(validate_pod_metadata(&PodMetadata {
-            labels: vec![("a".into(), "b".into())],
-            annotations: vec![("actions.github.com/x".into(), "1".into())],
-        })
-        .is_err());
+        assert!(
+            validate_pod_metadata(&PodMetadata {
+                labels: vec![("a".into(), "b".into())],
+                annotations: vec![("actions.github.com/x".into(), "1".into())],
+            })
+            .is_err()
+        );
     }
 }

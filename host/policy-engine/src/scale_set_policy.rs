@@ -124,7 +124,10 @@ impl ScaleSetPolicy {
     fn guarded<R>(active: &mut Active, call: impl FnOnce(&mut PolicyInstance) -> Result<R>) -> Result<R> {
         let now = Instant::now();
         if let Some(wait) = active.breaker.blocked_for(now) {
-            return Err(Error::BreakerOpen { failures: active.breaker.failures(), retry_in_ms: wait.as_millis() as u64 });
+            return Err(Error::BreakerOpen {
+                failures: active.breaker.failures(),
+                retry_in_ms: wait.as_millis() as u64,
+            });
         }
         match call(&mut active.instance) {
             Ok(value) => {
@@ -142,7 +145,13 @@ impl ScaleSetPolicy {
     }
 
     /// Applies the failure policy to a failed hook: the built-in answer, or the error for `Fail`.
-    fn on_failure<T>(&self, failure_policy: FailurePolicy, hook: Hook, error: Error, built_in: T) -> Result<Decided<T>> {
+    fn on_failure<T>(
+        &self,
+        failure_policy: FailurePolicy,
+        hook: Hook,
+        error: Error,
+        built_in: T,
+    ) -> Result<Decided<T>> {
         if let Error::NotImplemented(_) = error {
             return Ok(Decided { value: built_in, outcome: Outcome::BuiltIn, adjustments: Vec::new() });
         }
@@ -151,7 +160,11 @@ impl ScaleSetPolicy {
         }
         self.engine.metrics().record_fallback(hook.as_str());
         tracing::warn!(scale_set = %self.scale_set.name, %hook, error = %error, "policy failed; using the built-in behaviour");
-        Ok(Decided { value: built_in, outcome: Outcome::Fallback { error: error.to_string() }, adjustments: Vec::new() })
+        Ok(Decided {
+            value: built_in,
+            outcome: Outcome::Fallback { error: error.to_string() },
+            adjustments: Vec::new(),
+        })
     }
 
     /// Decides desired runners, capacity, floor and drain.
@@ -164,7 +177,8 @@ impl ScaleSetPolicy {
         let limits = active.spec.limits;
         let result = Self::guarded(active, |instance| {
             let raw = instance.decide(input)?;
-            validate::decision(raw, input, &limits).map_err(|reason| Error::InvalidOutput { hook: Hook::Decide, reason })
+            validate::decision(raw, input, &limits)
+                .map_err(|reason| Error::InvalidOutput { hook: Hook::Decide, reason })
         });
         let decided = match result {
             Ok(Validated { value, adjustments }) => Decided { value, outcome: Outcome::Policy, adjustments },
@@ -173,9 +187,15 @@ impl ScaleSetPolicy {
                 let mut held = active.last_good.clone().expect("checked above");
                 held.drain = false;
                 held.state = input.state.clone();
-                Decided { value: held, outcome: Outcome::HeldLast { error: error.to_string() }, adjustments: Vec::new() }
+                Decided {
+                    value: held,
+                    outcome: Outcome::HeldLast { error: error.to_string() },
+                    adjustments: Vec::new(),
+                }
             }
-            Err(error) => self.on_failure(active.spec.failure_policy, Hook::Decide, error, arc_decision(input, &limits))?,
+            Err(error) => {
+                self.on_failure(active.spec.failure_policy, Hook::Decide, error, arc_decision(input, &limits))?
+            }
         };
         if decided.outcome == Outcome::Policy {
             active.last_good = Some(decided.value.clone());
@@ -186,14 +206,20 @@ impl ScaleSetPolicy {
         Ok(decided)
     }
 
-    fn shadow_decide(&self, shadow: &mut Shadow, input: &ScaleInput, acting: &ScaleDecision, limits: &crate::PolicyLimits) {
+    fn shadow_decide(
+        &self,
+        shadow: &mut Shadow,
+        input: &ScaleInput,
+        acting: &ScaleDecision,
+        limits: &crate::PolicyLimits,
+    ) {
         let mut input = input.clone();
         input.previous = shadow.last.as_ref().map(|(d, at)| d.to_previous(*at, input.bounds));
         input.state = shadow.last.as_ref().map(|(d, _)| d.state.clone()).unwrap_or_default();
-        let decided = shadow
-            .instance
-            .decide(&input)
-            .and_then(|raw| validate::decision(raw, &input, limits).map_err(|reason| Error::InvalidOutput { hook: Hook::Decide, reason }));
+        let decided = shadow.instance.decide(&input).and_then(|raw| {
+            validate::decision(raw, &input, limits)
+                .map_err(|reason| Error::InvalidOutput { hook: Hook::Decide, reason })
+        });
         match decided {
             Ok(Validated { value, .. }) => {
                 let differs = (value.desired_runners, value.max_capacity, value.min_runners, value.drain)

@@ -107,9 +107,8 @@ impl PolicySource {
             }
             PolicySource::Bytes { bytes, .. } => PolicyBytes::new(origin.clone(), bytes.clone()),
             PolicySource::Url { url, sha256 } => {
-                let expected = normalize_digest(sha256).ok_or_else(|| {
-                    source_error("a URL source needs its sha256 (64 hex digits) pinned".to_string())
-                })?;
+                let expected = normalize_digest(sha256)
+                    .ok_or_else(|| source_error("a URL source needs its sha256 (64 hex digits) pinned".to_string()))?;
                 let bytes = fetch(url).await.map_err(source_error)?;
                 let resolved = PolicyBytes::new(origin.clone(), bytes);
                 if resolved.sha256 != expected {

@@ -193,7 +193,8 @@ async fn run_case(policy: &ScaleSetPolicy, case: &TestCase) -> Result<Vec<String
         let as_map = |pairs: &[(String, String)]| -> Value {
             Value::Object(pairs.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())
         };
-        let actual = serde_json::json!({"labels": as_map(&metadata.labels), "annotations": as_map(&metadata.annotations)});
+        let actual =
+            serde_json::json!({"labels": as_map(&metadata.labels), "annotations": as_map(&metadata.annotations)});
         if !contains(&actual, &step.expect) {
             failures.push(format!("jobEvent: {actual} does not contain {}", step.expect));
         }

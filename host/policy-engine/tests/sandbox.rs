@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use gha_policy_engine::types::*;
 use gha_policy_engine::{
-    EngineOptions, Error, FailurePolicy, Outcome, PolicyBytes, PolicyEngine, PolicyLimits, PolicyMetrics,
-    PolicySource, PolicySpec, ScaleSetPolicy,
+    EngineOptions, Error, FailurePolicy, Outcome, PolicyBytes, PolicyEngine, PolicyLimits, PolicyMetrics, PolicySource,
+    PolicySpec, ScaleSetPolicy,
 };
 use serde_json::json;
 
@@ -66,7 +66,9 @@ fn candidates() -> ScaleDownInput {
 #[tokio::test]
 async fn shipped_policies_are_pure_components_exporting_their_worlds() {
     let engine = engine();
-    for (name, world) in [("arc-default", "selection-policy"), ("warm-pool", "scaling-policy"), ("pod-shaper", "pod-policy")] {
+    for (name, world) in
+        [("arc-default", "selection-policy"), ("warm-pool", "scaling-policy"), ("pod-shaper", "pod-policy")]
+    {
         let pre = engine.load(&PolicySource::BuiltIn(name.into())).await.unwrap();
         let manifest = pre.manifest();
         assert_eq!(manifest.world(), world, "{name}");
@@ -81,7 +83,9 @@ async fn arc_default_in_the_sandbox_matches_the_native_formula() {
     let engine = engine();
     let policy = ScaleSetPolicy::load(&engine, scale_set(), PolicySpec::built_in("arc-default")).await.unwrap();
     let mut replay = gha_policy_engine::Replayer::new(&policy);
-    for (assigned, events, desired, drain) in [(0, 0, 1, false), (0, 0, 1, true), (4, 2, 5, false), (40, 0, 10, false), (0, 1, 1, false), (0, 0, 1, true)] {
+    for (assigned, events, desired, drain) in
+        [(0, 0, 1, false), (0, 0, 1, true), (4, 2, 5, false), (40, 0, 10, false), (0, 1, 1, false), (0, 0, 1, true)]
+    {
         let mut i = input(assigned);
         i.job_events_since_previous = events;
         let decided = replay.step(i).unwrap();
@@ -209,7 +213,10 @@ async fn pod_patches_outside_the_allowlist_leave_the_pod_untouched() {
         assert!(matches!(refused.outcome, Outcome::Fallback { .. }), "{mode}");
     }
     let event = JobEvent { job_display_name: "build".into(), ..Default::default() };
-    assert_eq!(policy_labels(&fixture("ok", FailurePolicy::Fallback).await.1, &event), [("last-job".into(), "build".into())]);
+    assert_eq!(
+        policy_labels(&fixture("ok", FailurePolicy::Fallback).await.1, &event),
+        [("last-job".into(), "build".into())]
+    );
 }
 
 fn policy_labels(policy: &ScaleSetPolicy, event: &JobEvent) -> Attributes {
@@ -247,7 +254,8 @@ async fn a_broken_hot_swap_keeps_the_old_policy_serving() {
 
 #[tokio::test]
 async fn a_config_that_loops_fails_the_load_within_its_deadline() {
-    let Err(err) = ScaleSetPolicy::load(&engine(), scale_set(), fixture_spec("loop-configure", FailurePolicy::Fallback)).await
+    let Err(err) =
+        ScaleSetPolicy::load(&engine(), scale_set(), fixture_spec("loop-configure", FailurePolicy::Fallback)).await
     else {
         panic!("loaded")
     };
@@ -258,10 +266,7 @@ async fn a_config_that_loops_fails_the_load_within_its_deadline() {
 async fn shadow_policies_are_run_and_counted_but_never_act() {
     let engine = engine();
     let spec = PolicySpec {
-        shadow: Some(Box::new(PolicySpec {
-            config: json!({"scaleFactor": 1.0}),
-            ..PolicySpec::built_in("warm-pool")
-        })),
+        shadow: Some(Box::new(PolicySpec { config: json!({"scaleFactor": 1.0}), ..PolicySpec::built_in("warm-pool") })),
         ..PolicySpec::built_in("arc-default")
     };
     let policy = ScaleSetPolicy::load(&engine, scale_set(), spec).await.unwrap();
@@ -279,8 +284,7 @@ fn dummy_component(wit: &str, world: &str) -> Vec<u8> {
     let package = resolve.push_str("test.wit", wit).unwrap();
     let world = resolve.select_world(&[package], Some(world)).unwrap();
     let mut module = wit_component::dummy_module(&resolve, world, wit_parser::ManglingAndAbi::Standard32);
-    wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8)
-        .unwrap();
+    wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8).unwrap();
     wit_component::ComponentEncoder::default().module(&module).unwrap().validate(true).encode().unwrap()
 }
 

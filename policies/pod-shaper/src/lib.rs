@@ -173,10 +173,7 @@ impl PodMutator for PodShaper {
         let busy = event.phase == JobPhase::Started;
         Ok(PodMetadata {
             labels: Vec::new(),
-            annotations: vec![
-                (DO_NOT_DISRUPT.into(), busy.to_string()),
-                (SAFE_TO_EVICT.into(), (!busy).to_string()),
-            ],
+            annotations: vec![(DO_NOT_DISRUPT.into(), busy.to_string()), (SAFE_TO_EVICT.into(), (!busy).to_string())],
         })
     }
 }
@@ -213,7 +210,10 @@ mod tests {
                 "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}]}})
         );
         let plain = shaper(CONFIG, &[]).unwrap().mutate_runner_pod("r", &json!({})).unwrap().unwrap();
-        assert_eq!(plain, json!({"spec": {"containers": [{"name": "runner", "resources": {"requests": {"cpu": "1"}}}]}}));
+        assert_eq!(
+            plain,
+            json!({"spec": {"containers": [{"name": "runner", "resources": {"requests": {"cpu": "1"}}}]}})
+        );
     }
 
     #[test]

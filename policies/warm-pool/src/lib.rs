@@ -263,7 +263,10 @@ mod tests {
     fn bad_config_is_rejected_with_the_field() {
         for (json, needle) in [
             (r#"{"scaleFactor": -1}"#, "scaleFactor"),
-            (r#"{"schedules": [{"days": ["mon"], "start": "25:00", "end": "18:00", "minRunners": 1}]}"#, "schedules[0]"),
+            (
+                r#"{"schedules": [{"days": ["mon"], "start": "25:00", "end": "18:00", "minRunners": 1}]}"#,
+                "schedules[0]",
+            ),
             (r#"{"schedules": [{"days": ["funday"], "start": "08:00", "end": "18:00", "minRunners": 1}]}"#, "funday"),
             (r#"{"maxScaleUpPerMinute": 0}"#, "maxScaleUpPerMinute"),
             (r#"{"idleTTL": 5}"#, "idleTTL"),

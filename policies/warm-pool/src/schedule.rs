@@ -82,11 +82,7 @@ impl Schedule {
     /// The next time the window opens or closes after `local_ms`.
     pub fn next_boundary(&self, local_ms: i64) -> Option<i64> {
         let today = local_ms.div_euclid(DAY_MS);
-        (today - 1..=today + 8)
-            .filter_map(|d| self.window(d))
-            .flat_map(|(s, e)| [s, e])
-            .filter(|&t| t > local_ms)
-            .min()
+        (today - 1..=today + 8).filter_map(|d| self.window(d)).flat_map(|(s, e)| [s, e]).filter(|&t| t > local_ms).min()
     }
 }
 

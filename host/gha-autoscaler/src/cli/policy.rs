@@ -83,8 +83,7 @@ impl PolicyOptions {
     }
 
     fn engine(&self) -> anyhow::Result<Arc<PolicyEngine>> {
-        let mut options = EngineOptions::default();
-        options.cache_dir = self.cache_dir.clone();
+        let options = EngineOptions { cache_dir: self.cache_dir.clone(), ..Default::default() };
         Ok(PolicyEngine::new(options, Arc::new(PolicyMetrics::default()))?)
     }
 }

@@ -23,10 +23,11 @@ impl TestArgs {
         let (mut passed, mut failed) = (0, 0);
         for path in &self.suites {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            let suite: TestSuite =
-                serde_yaml::from_str(&text).with_context(|| format!("{} is not a policy test suite", path.display()))?;
+            let suite: TestSuite = serde_yaml::from_str(&text)
+                .with_context(|| format!("{} is not a policy test suite", path.display()))?;
             let base = path.parent().unwrap_or_else(|| std::path::Path::new("."));
-            let results = run_suite(&engine, &suite, base).await.with_context(|| format!("loading {}", suite.policy))?;
+            let results =
+                run_suite(&engine, &suite, base).await.with_context(|| format!("loading {}", suite.policy))?;
             for result in results {
                 match result.failure {
                     None => {
