@@ -135,7 +135,7 @@ pub async fn run(policy: &PolicyBytes, config: serde_json::Value, iterations: us
         report.push("load from precompile cache", millis(cache_load), "ms", Some(5.0));
     }
 
-    let pre = engine.prepare(policy)?;
+    let pre = engine.prepare(policy, false)?;
     let config_json = config.to_string();
     let scale_set = ScaleSetRef { name: "bench".into(), ..Default::default() };
     let mut samples: Vec<Duration> = (0..200.min(iterations).max(20))

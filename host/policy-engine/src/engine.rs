@@ -54,7 +54,10 @@ pub enum CompiledFrom {
 /// The process-wide policy engine.
 pub struct PolicyEngine {
     engine: Engine,
+    /// Our imports only: what every policy gets.
     linker: Linker<HostState>,
+    /// Our imports plus deny-all WASI, for policies that opt in (JS and Python toolchains import WASI).
+    wasi_linker: Linker<HostState>,
     cache: Option<PrecompileCache>,
     compiled: Mutex<HashMap<String, Component>>,
     metrics: Arc<PolicyMetrics>,
@@ -94,9 +97,11 @@ impl PolicyEngine {
     /// directory cannot be created.
     pub fn new(options: EngineOptions, metrics: Arc<PolicyMetrics>) -> Result<Arc<Self>> {
         let engine = Engine::new(&wasmtime_config()).map_err(|e| Error::Instantiate(format!("{e:#}")))?;
+        let link_error = |e: wasmtime::Error| Error::Instantiate(format!("{e:#}"));
         let mut linker = Linker::new(&engine);
-        FullPolicy::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
-            .map_err(|e| Error::Instantiate(format!("{e:#}")))?;
+        FullPolicy::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state).map_err(link_error)?;
+        let mut wasi_linker = linker.clone();
+        wasmtime_wasi::p2::add_to_linker_sync(&mut wasi_linker).map_err(link_error)?;
         let cache =
             match &options.cache_dir {
                 Some(dir) => Some(PrecompileCache::open(dir, &engine).map_err(|e| Error::Source {
@@ -109,6 +114,7 @@ impl PolicyEngine {
         Ok(Arc::new(PolicyEngine {
             engine,
             linker,
+            wasi_linker,
             cache,
             compiled: Mutex::new(HashMap::new()),
             metrics,
@@ -155,17 +161,19 @@ impl PolicyEngine {
         Ok((component, from))
     }
 
-    /// Compiles, checks imports and exports, pre-links, and reads the policy's `info`.
+    /// Compiles, checks imports and exports, pre-links, and reads the policy's `info`. `allow_wasi` links a
+    /// deny-all WASI for policies whose toolchain imports it.
     ///
     /// # Errors
     /// Any load error: compile, WIT version, unsupported import, missing export, instantiation.
-    pub fn prepare(self: &Arc<Self>, policy: &PolicyBytes) -> Result<Arc<PolicyPre>> {
+    pub fn prepare(self: &Arc<Self>, policy: &PolicyBytes, allow_wasi: bool) -> Result<Arc<PolicyPre>> {
         let (component, _) = self.compile(policy)?;
-        let mut manifest = inspect(&self.engine, &component)?;
+        let mut manifest = inspect(&self.engine, &component, allow_wasi)?;
         manifest.sha256 = policy.sha256.clone();
         manifest.size = policy.bytes.len();
         manifest.origin = policy.origin.clone();
-        let pre = self.linker.instantiate_pre(&component).map_err(|e| Error::Instantiate(format!("{e:#}")))?;
+        let linker = if allow_wasi { &self.wasi_linker } else { &self.linker };
+        let pre = linker.instantiate_pre(&component).map_err(|e| Error::Instantiate(format!("{e:#}")))?;
         let load_error = |e: wasmtime::Error| Error::MissingExport(format!("{e:#}"));
         let indices = HookIndices {
             lifecycle: lifecycle::GuestIndices::new(&pre).map_err(load_error)?,
@@ -190,10 +198,10 @@ impl PolicyEngine {
     ///
     /// # Errors
     /// Source and load errors.
-    pub async fn load(self: &Arc<Self>, source: &PolicySource) -> Result<Arc<PolicyPre>> {
+    pub async fn load(self: &Arc<Self>, source: &PolicySource, allow_wasi: bool) -> Result<Arc<PolicyPre>> {
         let bytes = source.resolve().await?;
         let engine = self.clone();
-        tokio::task::spawn_blocking(move || engine.prepare(&bytes))
+        tokio::task::spawn_blocking(move || engine.prepare(&bytes, allow_wasi))
             .await
             .map_err(|e| Error::Instantiate(format!("policy loading task failed: {e}")))?
     }

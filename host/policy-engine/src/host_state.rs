@@ -3,6 +3,8 @@
 use std::sync::Arc;
 
 use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{logging, metrics, types};
 use crate::metrics::PolicyMetrics;
@@ -53,6 +55,17 @@ pub(crate) struct HostState {
     policy: Arc<str>,
     scale_set: Arc<str>,
     metrics: Arc<PolicyMetrics>,
+    /// WASI state, created on first use by policies that were allowed WASI.
+    wasi: Option<(WasiCtx, ResourceTable)>,
+}
+
+/// WASI for opted-in (JS/Python) policies: the default context grants no files, no environment, no network and
+/// no inherited stdio.
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        let (ctx, table) = self.wasi.get_or_insert_with(|| (WasiCtx::builder().build(), ResourceTable::new()));
+        WasiCtxView { ctx, table }
+    }
 }
 
 impl HostState {
@@ -66,6 +79,7 @@ impl HostState {
             policy,
             scale_set,
             metrics,
+            wasi: None,
         }
     }
 }

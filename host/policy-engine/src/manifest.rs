@@ -128,7 +128,7 @@ fn same_minor(v: WitVersion) -> bool {
 ///
 /// # Errors
 /// [`Error::UnsupportedImport`], [`Error::IncompatibleWit`] or [`Error::MissingExport`], each naming the culprit.
-pub(crate) fn inspect(engine: &Engine, component: &Component) -> Result<PolicyManifest> {
+pub(crate) fn inspect(engine: &Engine, component: &Component, allow_wasi: bool) -> Result<PolicyManifest> {
     let ty = component.component_type();
     let imports: Vec<String> = ty.imports(engine).map(|(name, _)| name.to_string()).collect();
     let exports: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_string()).collect();
@@ -144,9 +144,11 @@ pub(crate) fn inspect(engine: &Engine, component: &Component) -> Result<PolicyMa
                     });
                 }
             }
+            _ if allow_wasi && import.starts_with("wasi:") => {}
             _ => {
                 let hint = if import.starts_with("wasi:") {
-                    ": WASI is not linked for policies; build for wasm32-unknown-unknown and make a pure component"
+                    ": WASI is not linked for this policy; build a pure component (wasm32-unknown-unknown), or set \
+                     allowWasi for JS/Python policies"
                 } else {
                     ""
                 };

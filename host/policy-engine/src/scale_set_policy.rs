@@ -311,7 +311,7 @@ fn arc_decision(input: &ScaleInput, limits: &crate::PolicyLimits) -> ScaleDecisi
 }
 
 async fn instance(engine: &Arc<PolicyEngine>, scale_set: &ScaleSetRef, spec: &PolicySpec) -> Result<PolicyInstance> {
-    let pre = engine.load(&spec.source).await?;
+    let pre = engine.load(&spec.source, spec.allow_wasi).await?;
     let (scale_set, config, limits) = (scale_set.clone(), spec.config_json(), spec.limits);
     tokio::task::spawn_blocking(move || PolicyInstance::new(pre, scale_set, config, limits))
         .await

@@ -32,6 +32,9 @@ pub struct PolicySpec {
     /// Sandbox limits.
     #[serde(default)]
     pub limits: PolicyLimits,
+    /// Link a deny-all WASI (no files, env, network or stdio) for policies built by JS/Python toolchains.
+    #[serde(default)]
+    pub allow_wasi: bool,
     /// A second policy run alongside on every decision, logged and counted but never acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shadow: Option<Box<PolicySpec>>,
@@ -45,6 +48,7 @@ impl PolicySpec {
             config: serde_json::Value::Null,
             failure_policy: FailurePolicy::default(),
             limits: PolicyLimits::default(),
+            allow_wasi: false,
             shadow: None,
         }
     }

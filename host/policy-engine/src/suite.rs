@@ -44,6 +44,9 @@ pub struct TestSuite {
     /// Limits (production defaults when unset).
     #[serde(default)]
     pub limits: PolicyLimits,
+    /// Link deny-all WASI (JS/Python policies).
+    #[serde(default)]
+    pub allow_wasi: bool,
     /// The scale set the policy is configured for.
     #[serde(default)]
     pub scale_set: ScaleSetRef,
@@ -216,6 +219,7 @@ pub async fn run_suite(engine: &Arc<PolicyEngine>, suite: &TestSuite, base_dir: 
         config: suite.config.clone(),
         failure_policy: FailurePolicy::Fail,
         limits: suite.limits,
+        allow_wasi: suite.allow_wasi,
         shadow: None,
     };
     let mut results = Vec::new();

@@ -21,6 +21,7 @@ fn fixture_spec(mode: &str, failure_policy: FailurePolicy) -> PolicySpec {
         config: json!({ "mode": mode }),
         failure_policy,
         limits: PolicyLimits { timeout_ms: 20, ..Default::default() },
+        allow_wasi: false,
         shadow: None,
     }
 }
@@ -69,7 +70,7 @@ async fn shipped_policies_are_pure_components_exporting_their_worlds() {
     for (name, world) in
         [("arc-default", "selection-policy"), ("warm-pool", "scaling-policy"), ("pod-shaper", "pod-policy")]
     {
-        let pre = engine.load(&PolicySource::BuiltIn(name.into())).await.unwrap();
+        let pre = engine.load(&PolicySource::BuiltIn(name.into()), false).await.unwrap();
         let manifest = pre.manifest();
         assert_eq!(manifest.world(), world, "{name}");
         assert_eq!(manifest.info.name, name);
@@ -289,7 +290,11 @@ fn dummy_component(wit: &str, world: &str) -> Vec<u8> {
 }
 
 async fn load_bytes(bytes: Vec<u8>) -> Result<Arc<gha_policy_engine::PolicyPre>, Error> {
-    engine().load(&PolicySource::Bytes { origin: "test".into(), bytes: bytes.into() }).await
+    load_bytes_with(bytes, false).await
+}
+
+async fn load_bytes_with(bytes: Vec<u8>, allow_wasi: bool) -> Result<Arc<gha_policy_engine::PolicyPre>, Error> {
+    engine().load(&PolicySource::Bytes { origin: "test".into(), bytes: bytes.into() }, allow_wasi).await
 }
 
 #[tokio::test]
@@ -301,6 +306,23 @@ async fn a_component_importing_wasi_is_refused_with_advice() {
     let err = load_bytes(dummy_component(&wit, "w")).await.unwrap_err();
     assert!(matches!(err, Error::UnsupportedImport { .. }), "{err}");
     assert!(err.to_string().contains("wasi:cli/environment@0.2.0") && err.to_string().contains("WASI"), "{err}");
+}
+
+#[tokio::test]
+async fn wasi_links_only_for_policies_that_opt_in() {
+    let wit = r#"package gha-autoscaler:policy@0.1.0 {
+            interface lifecycle { info: func() -> string; }
+        }
+        package wasi:cli@0.2.0 {
+            interface environment { get-environment: func() -> list<tuple<string, string>>; }
+        }
+        package test:p;
+        world w { import wasi:cli/environment@0.2.0; export gha-autoscaler:policy/lifecycle@0.1.0; }"#;
+    let component = dummy_component(wit, "w");
+    assert!(matches!(load_bytes(component.clone()).await.unwrap_err(), Error::UnsupportedImport { .. }));
+    // With the opt-in the imports link; this dummy's functions trap, so loading stops at calling `info`.
+    let err = load_bytes_with(component, true).await.unwrap_err();
+    assert!(matches!(err, Error::Trap { hook: gha_policy_engine::Hook::Info, .. }), "{err}");
 }
 
 #[tokio::test]
@@ -374,6 +396,6 @@ async fn url_sources_are_pinned_by_sha256() {
     assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
     let digest = PolicyBytes::new("x", MISBEHAVING).sha256;
     let right = PolicySource::Url { url, sha256: format!("sha256:{}", digest.to_uppercase()) };
-    let pre = engine().load(&right).await.unwrap();
+    let pre = engine().load(&right, false).await.unwrap();
     assert_eq!(pre.manifest().info.name, "misbehaving");
 }

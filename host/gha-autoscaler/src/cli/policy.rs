@@ -58,6 +58,9 @@ struct PolicyOptions {
     /// Policy config: a JSON file, or inline JSON.
     #[arg(long)]
     config: Option<String>,
+    /// Link a deny-all WASI (for policies built with componentize-js or componentize-py).
+    #[arg(long)]
+    allow_wasi: bool,
     /// Directory for the precompile cache.
     #[arg(long, env = "GHA_POLICY_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
@@ -79,7 +82,12 @@ impl PolicyOptions {
     }
 
     fn spec(&self) -> anyhow::Result<PolicySpec> {
-        Ok(PolicySpec { source: self.source(), config: self.config()?, ..PolicySpec::built_in("arc-default") })
+        Ok(PolicySpec {
+            source: self.source(),
+            config: self.config()?,
+            allow_wasi: self.allow_wasi,
+            ..PolicySpec::built_in("arc-default")
+        })
     }
 
     fn engine(&self) -> anyhow::Result<Arc<PolicyEngine>> {
