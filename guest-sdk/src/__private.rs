@@ -8,6 +8,9 @@ use crate::types as t;
 use crate::wit::shared::types as w;
 use crate::{PodMutator, Policy, ScaleDown, Scaler};
 
+gha_autoscaler_policy_types::wit_conversions!(crate::wit::shared::types);
+use wit_convert::Convert;
+
 pub use wit_bindgen;
 
 thread_local! {
@@ -19,7 +22,7 @@ fn with_instance<P: Policy, R>(f: impl FnOnce(&mut P) -> Result<R, t::PolicyErro
     INSTANCE.with(|cell| {
         let mut slot = cell.borrow_mut();
         match slot.as_mut().and_then(|any| any.downcast_mut::<P>()) {
-            Some(policy) => f(policy).map_err(wit_error),
+            Some(policy) => f(policy).map_err(Convert::convert),
             None => Err(w::PolicyError::Internal("policy used before configure succeeded".into())),
         }
     })
@@ -27,61 +30,27 @@ fn with_instance<P: Policy, R>(f: impl FnOnce(&mut P) -> Result<R, t::PolicyErro
 
 /// `lifecycle.info`.
 pub fn info<P: Policy>() -> w::PolicyInfo {
-    w::PolicyInfo { name: P::NAME.into(), version: P::VERSION.into(), sdk_version: crate::SDK_VERSION.into() }
+    t::PolicyInfo { name: P::NAME.into(), version: P::VERSION.into(), sdk_version: crate::SDK_VERSION.into() }.convert()
 }
 
 /// `lifecycle.configure`.
 pub fn configure<P: Policy>(scale_set: w::ScaleSetRef, config_json: String) -> Result<(), w::PolicyError> {
-    let scale_set = t::ScaleSetRef {
-        namespace: scale_set.namespace,
-        name: scale_set.name,
-        id: scale_set.id,
-        runner_group: scale_set.runner_group,
-        attributes: scale_set.attributes,
-    };
-    let config = crate::parse_config::<P::Config>(&config_json).map_err(wit_error)?;
-    let policy = P::configure(&scale_set, config).map_err(wit_error)?;
+    let scale_set: t::ScaleSetRef = scale_set.convert();
+    let config = crate::parse_config::<P::Config>(&config_json).map_err(Convert::convert)?;
+    let policy = P::configure(&scale_set, config).map_err(Convert::convert)?;
     INSTANCE.with(|cell| *cell.borrow_mut() = Some(Box::new(policy)));
     Ok(())
 }
 
 /// `scaler.decide`.
 pub fn decide<P: Scaler>(input: w::ScaleInput) -> Result<w::ScaleDecision, w::PolicyError> {
-    let input = scale_input(input);
-    with_instance::<P, _>(|p| p.decide(&input)).map(|d| w::ScaleDecision {
-        desired_runners: d.desired_runners,
-        max_capacity: d.max_capacity,
-        min_runners: d.min_runners,
-        drain: d.drain,
-        requeue_after_ms: d.requeue_after_ms,
-        reason: d.reason,
-        state: d.state,
-        attributes: d.attributes,
-    })
+    let input: t::ScaleInput = input.convert();
+    with_instance::<P, _>(|p| p.decide(&input)).map(Convert::convert)
 }
 
 /// `scale-down.select`.
 pub fn select<P: ScaleDown>(input: w::ScaleDownInput) -> Result<Vec<String>, w::PolicyError> {
-    let input = t::ScaleDownInput {
-        now_unix_ms: input.now_unix_ms,
-        surplus: input.surplus,
-        candidates: input
-            .candidates
-            .into_iter()
-            .map(|c| t::RunnerInfo {
-                name: c.name,
-                phase: match c.phase {
-                    w::RunnerPhase::Pending => t::RunnerPhase::Pending,
-                    w::RunnerPhase::Running => t::RunnerPhase::Running,
-                },
-                created_unix_ms: c.created_unix_ms,
-                idle_since_unix_ms: c.idle_since_unix_ms,
-                node_name: c.node_name,
-                attributes: c.attributes,
-            })
-            .collect(),
-        attributes: input.attributes,
-    };
+    let input: t::ScaleDownInput = input.convert();
     with_instance::<P, _>(|p| p.select(&input))
 }
 
@@ -98,61 +67,8 @@ pub fn mutate_runner_pod<P: PodMutator>(
 
 /// `pod-mutator.on-job-event`.
 pub fn on_job_event<P: PodMutator>(event: w::JobEvent) -> Result<w::PodMetadata, w::PolicyError> {
-    let event = t::JobEvent {
-        phase: match event.phase {
-            w::JobPhase::Started => t::JobPhase::Started,
-            w::JobPhase::Completed => t::JobPhase::Completed,
-        },
-        runner_name: event.runner_name,
-        repository: event.repository,
-        workflow_ref: event.workflow_ref,
-        job_display_name: event.job_display_name,
-        conclusion: event.conclusion,
-        attributes: event.attributes,
-    };
-    with_instance::<P, _>(|p| p.on_job_event(&event))
-        .map(|m| w::PodMetadata { labels: m.labels, annotations: m.annotations })
-}
-
-fn scale_input(i: w::ScaleInput) -> t::ScaleInput {
-    let s = i.statistics;
-    t::ScaleInput {
-        now_unix_ms: i.now_unix_ms,
-        statistics: t::JobStatistics {
-            available_jobs: s.available_jobs,
-            acquired_jobs: s.acquired_jobs,
-            assigned_jobs: s.assigned_jobs,
-            running_jobs: s.running_jobs,
-            registered_runners: s.registered_runners,
-            busy_runners: s.busy_runners,
-            idle_runners: s.idle_runners,
-        },
-        runners: t::RunnerCounts {
-            current: i.runners.current,
-            pending: i.runners.pending,
-            running: i.runners.running,
-            failed: i.runners.failed,
-        },
-        bounds: t::Bounds { min_runners: i.bounds.min_runners, max_runners: i.bounds.max_runners },
-        previous: i.previous.map(|p| t::PreviousDecision {
-            desired_runners: p.desired_runners,
-            min_runners: p.min_runners,
-            max_capacity: p.max_capacity,
-            drain: p.drain,
-            decided_unix_ms: p.decided_unix_ms,
-        }),
-        job_events_since_previous: i.job_events_since_previous,
-        state: i.state,
-        attributes: i.attributes,
-    }
-}
-
-fn wit_error(e: t::PolicyError) -> w::PolicyError {
-    match e {
-        t::PolicyError::InvalidConfig(m) => w::PolicyError::InvalidConfig(m),
-        t::PolicyError::InvalidInput(m) => w::PolicyError::InvalidInput(m),
-        t::PolicyError::Internal(m) => w::PolicyError::Internal(m),
-    }
+    let event: t::JobEvent = event.convert();
+    with_instance::<P, _>(|p| p.on_job_event(&event)).map(Convert::convert)
 }
 
 /// Implements the `Guest` trait of one exported interface of `$world` for `$export` by delegating to the

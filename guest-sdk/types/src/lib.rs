@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+mod convert;
+
 /// Extensible key/value pairs (WIT `attributes`).
 pub type Attributes = Vec<(String, String)>;
 
@@ -184,6 +186,22 @@ pub struct RunnerInfo {
 }
 
 impl RunnerInfo {
+    /// An idle runner, idle since it was created.
+    pub fn idle(name: impl Into<String>, phase: RunnerPhase, created_unix_ms: u64) -> Self {
+        RunnerInfo {
+            name: name.into(),
+            phase,
+            created_unix_ms,
+            idle_since_unix_ms: Some(created_unix_ms),
+            ..Default::default()
+        }
+    }
+
+    /// A runner busy with a job.
+    pub fn busy(name: impl Into<String>, phase: RunnerPhase, created_unix_ms: u64) -> Self {
+        RunnerInfo { idle_since_unix_ms: None, ..RunnerInfo::idle(name, phase, created_unix_ms) }
+    }
+
     /// A runner is busy while it has a job.
     pub fn is_busy(&self) -> bool {
         self.idle_since_unix_ms.is_none()

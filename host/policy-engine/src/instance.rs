@@ -6,7 +6,7 @@ use std::time::Instant;
 use wasmtime::Store;
 
 use crate::bindings::{lifecycle, pod_mutator, scale_down, scaler, types as w};
-use crate::convert;
+use crate::convert::Convert;
 use crate::engine::PolicyPre;
 use crate::error::{Error, Result};
 use crate::host_state::HostState;
@@ -48,7 +48,7 @@ pub(crate) fn read_info(pre: &PolicyPre) -> Result<t::PolicyInfo> {
     call_hook(pre, &mut live, &limits, Hook::Info, |store, hooks| {
         hooks.lifecycle.call_info(store).map(Ok::<_, w::PolicyError>)
     })
-    .map(convert::policy_info)
+    .map(Convert::convert)
 }
 
 fn instantiate(pre: &PolicyPre, limits: &PolicyLimits, scale_set: &str) -> Result<Live> {
@@ -88,7 +88,7 @@ fn call_hook<R>(
     let outcome = f(&mut live.store, &live.hooks);
     let result = match outcome {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) => Err(Error::Policy { hook, error: convert::policy_error(error) }),
+        Ok(Err(error)) => Err(Error::Policy { hook, error: error.convert() }),
         Err(trap) => Err(classify(trap, hook, limits, &live.store)),
     };
     let metrics = pre.engine.metrics();
@@ -153,7 +153,7 @@ impl PolicyInstance {
         if self.live.is_none() {
             let mut live = instantiate(&self.pre, &self.limits, &self.scale_set.name)?;
             self.instantiations += 1;
-            let scale_set = convert::scale_set_ref(&self.scale_set);
+            let scale_set: w::ScaleSetRef = self.scale_set.clone().convert();
             let config = self.config_json.clone();
             call_hook(&self.pre, &mut live, &self.limits, Hook::Configure, |store, hooks| {
                 hooks.lifecycle.call_configure(store, &scale_set, &config)
@@ -194,11 +194,11 @@ impl PolicyInstance {
     /// # Errors
     /// [`Error::NotImplemented`] when the policy has no scaler, otherwise call errors.
     pub fn decide(&mut self, input: &t::ScaleInput) -> Result<t::ScaleDecision> {
-        let input = convert::scale_input(input);
+        let input: w::ScaleInput = input.clone().convert();
         self.call(Hook::Decide, self.pre.manifest.scaler, |store, hooks| {
             hooks.scaler.as_ref().map(|h| h.call_decide(store, &input))
         })
-        .map(convert::scale_decision)
+        .map(Convert::convert)
     }
 
     /// `scale-down.select`, unvalidated.
@@ -206,7 +206,7 @@ impl PolicyInstance {
     /// # Errors
     /// [`Error::NotImplemented`] when the policy has no scale-down hook, otherwise call errors.
     pub fn select(&mut self, input: &t::ScaleDownInput) -> Result<Vec<String>> {
-        let input = convert::scale_down_input(input);
+        let input: w::ScaleDownInput = input.clone().convert();
         self.call(Hook::Select, self.pre.manifest.scale_down, |store, hooks| {
             hooks.scale_down.as_ref().map(|h| h.call_select(store, &input))
         })
@@ -227,10 +227,10 @@ impl PolicyInstance {
     /// # Errors
     /// [`Error::NotImplemented`] when the policy has no pod mutator, otherwise call errors.
     pub fn on_job_event(&mut self, event: &t::JobEvent) -> Result<t::PodMetadata> {
-        let event = convert::job_event(event);
+        let event: w::JobEvent = event.clone().convert();
         self.call(Hook::OnJobEvent, self.pre.manifest.pod_mutator, |store, hooks| {
             hooks.pod_mutator.as_ref().map(|h| h.call_on_job_event(store, &event))
         })
-        .map(convert::pod_metadata)
+        .map(Convert::convert)
     }
 }

@@ -110,7 +110,7 @@ pub fn selection(raw: Vec<String>, input: &ScaleDownInput) -> Result<Validated<V
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{Bounds, RunnerInfo};
+    use crate::types::{Bounds, RunnerInfo, RunnerPhase};
 
     fn input(min: u32, max: u32) -> ScaleInput {
         ScaleInput { bounds: Bounds { min_runners: min, max_runners: max }, ..Default::default() }
@@ -153,14 +153,13 @@ mod tests {
 
     #[test]
     fn selections_never_include_busy_runners_or_strangers() {
-        let runner = |name: &str, busy: bool| RunnerInfo {
-            name: name.into(),
-            idle_since_unix_ms: (!busy).then_some(1),
-            ..Default::default()
-        };
         let input = ScaleDownInput {
             surplus: 1,
-            candidates: vec![runner("busy", true), runner("a", false), runner("b", false)],
+            candidates: vec![
+                RunnerInfo::busy("busy", RunnerPhase::Running, 1),
+                RunnerInfo::idle("a", RunnerPhase::Running, 1),
+                RunnerInfo::idle("b", RunnerPhase::Running, 1),
+            ],
             ..Default::default()
         };
         let v = selection(vec!["busy".into(), "a".into(), "a".into(), "b".into()], &input).unwrap();

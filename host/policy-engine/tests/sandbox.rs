@@ -46,19 +46,12 @@ fn input(assigned: u32) -> ScaleInput {
 }
 
 fn candidates() -> ScaleDownInput {
-    let runner = |name: &str, phase, created, busy: bool| RunnerInfo {
-        name: name.into(),
-        phase,
-        created_unix_ms: created,
-        idle_since_unix_ms: (!busy).then_some(created),
-        ..Default::default()
-    };
     ScaleDownInput {
         surplus: 2,
         candidates: vec![
-            runner("busy", RunnerPhase::Running, 1, true),
-            runner("running", RunnerPhase::Running, 2, false),
-            runner("pending", RunnerPhase::Pending, 3, false),
+            RunnerInfo::busy("busy", RunnerPhase::Running, 1),
+            RunnerInfo::idle("running", RunnerPhase::Running, 2),
+            RunnerInfo::idle("pending", RunnerPhase::Pending, 3),
         ],
         ..Default::default()
     }

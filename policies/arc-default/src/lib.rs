@@ -121,21 +121,14 @@ mod tests {
 
     #[test]
     fn scale_down_takes_idle_pending_then_running_oldest_first() {
-        let runner = |name: &str, phase, created, busy: bool| RunnerInfo {
-            name: name.into(),
-            phase,
-            created_unix_ms: created,
-            idle_since_unix_ms: (!busy).then_some(created),
-            ..Default::default()
-        };
         let input = ScaleDownInput {
             surplus: 3,
             candidates: vec![
-                runner("run-new", RunnerPhase::Running, 30, false),
-                runner("run-busy", RunnerPhase::Running, 1, true),
-                runner("pend-new", RunnerPhase::Pending, 20, false),
-                runner("run-old", RunnerPhase::Running, 10, false),
-                runner("pend-old", RunnerPhase::Pending, 5, false),
+                RunnerInfo::idle("run-new", RunnerPhase::Running, 30),
+                RunnerInfo::busy("run-busy", RunnerPhase::Running, 1),
+                RunnerInfo::idle("pend-new", RunnerPhase::Pending, 20),
+                RunnerInfo::idle("run-old", RunnerPhase::Running, 10),
+                RunnerInfo::idle("pend-old", RunnerPhase::Pending, 5),
             ],
             ..Default::default()
         };
