@@ -45,6 +45,7 @@ fn route_key(method: &str, path: &str) -> String {
 }
 
 async fn count_and_inject(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let activity_id = uuid::Uuid::new_v4().to_string().parse().expect("a uuid is a header value");
     let method = request.method().to_string();
     let path = request.uri().path().to_string();
     let path_and_query = request.uri().path_and_query().map_or(path.clone(), |p| p.to_string());
@@ -63,12 +64,13 @@ async fn count_and_inject(State(shared): State<Arc<Shared>>, request: Request, n
                 if let Some(secs) = injection.retry_after_secs {
                     response.headers_mut().insert("Retry-After", secs.into());
                 }
+                response.headers_mut().insert("ActivityId", activity_id);
                 return response;
             }
         }
     }
     let mut response = next.run(request).await;
-    response.headers_mut().insert("ActivityId", uuid::Uuid::new_v4().to_string().parse().expect("uuid is a header"));
+    response.headers_mut().insert("ActivityId", activity_id);
     response
 }
 

@@ -654,6 +654,7 @@ impl FakeState {
         let mut f = fields(job);
         f.runner_id = Some(runner_id);
         f.runner_name = Some(name);
+        f.result = Some(result.into());
         let scale_set_id = job.scale_set_id;
         if let Some(scale_set_id) = scale_set_id {
             self.push(scale_set_id, JobMessage::Completed(f));
