@@ -57,9 +57,9 @@ impl Credentials {
                 if app_id.trim().is_empty() {
                     return Err(Error::InvalidCredentials("the GitHub App id is empty".into()));
                 }
-                jsonwebtoken::EncodingKey::from_rsa_pem(private_key_pem.as_bytes())
-                    .map(|_| ())
-                    .map_err(|e| Error::InvalidCredentials(format!("the GitHub App private key is not an RSA PEM: {e}")))
+                jsonwebtoken::EncodingKey::from_rsa_pem(private_key_pem.as_bytes()).map(|_| ()).map_err(|e| {
+                    Error::InvalidCredentials(format!("the GitHub App private key is not an RSA PEM: {e}"))
+                })
             }
         }
     }

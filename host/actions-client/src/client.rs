@@ -332,7 +332,8 @@ impl ActionsClient {
     /// # Errors
     /// HTTP errors.
     pub async fn delete_scale_set(&self, id: i64) -> Result<()> {
-        let (response, url) = self.service(Method::DELETE, &format!("_apis/runtime/runnerscalesets/{id}"), None).await?;
+        let (response, url) =
+            self.service(Method::DELETE, &format!("_apis/runtime/runnerscalesets/{id}"), None).await?;
         match response.status {
             s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
             _ => Err(response.error(&Method::DELETE, &url)),

@@ -45,7 +45,8 @@ impl GitHubConfig {
             return Err(invalid("the scheme must be https (or http for GHES behind a proxy)"));
         }
         let host = url.host_str().ok_or_else(|| invalid("no host"))?.to_ascii_lowercase();
-        let segments: Vec<&str> = url.path_segments().map(|s| s.filter(|p| !p.is_empty()).collect()).unwrap_or_default();
+        let segments: Vec<&str> =
+            url.path_segments().map(|s| s.filter(|p| !p.is_empty()).collect()).unwrap_or_default();
         let scope = match segments.as_slice() {
             ["enterprises"] => return Err(invalid("an enterprise URL needs the enterprise name")),
             [org] => Scope::Organization((*org).to_string()),
@@ -55,7 +56,8 @@ impl GitHubConfig {
             _ => return Err(invalid("too many path segments (expected org, org/repo or enterprises/NAME)")),
         };
         let hosted = !force_ghes
-            && (matches!(host.as_str(), "github.com" | "www.github.com" | "github.localhost") || host.ends_with(".ghe.com"));
+            && (matches!(host.as_str(), "github.com" | "www.github.com" | "github.localhost")
+                || host.ends_with(".ghe.com"));
         if hosted && url.scheme() != "https" && host != "github.localhost" {
             return Err(invalid("github.com URLs must use https"));
         }
@@ -91,12 +93,18 @@ mod tests {
     fn hosted_urls_use_the_api_host() {
         let c = GitHubConfig::parse("https://github.com/acme/", false).unwrap();
         assert_eq!(c.scope, Scope::Organization("acme".into()));
-        assert_eq!((c.api_base.as_str(), c.hosted, c.url.as_str()), ("https://api.github.com", true, "https://github.com/acme"));
+        assert_eq!(
+            (c.api_base.as_str(), c.hosted, c.url.as_str()),
+            ("https://api.github.com", true, "https://github.com/acme")
+        );
         let c = GitHubConfig::parse("https://www.github.com/acme/app", false).unwrap();
         assert_eq!(c.api_base, "https://api.github.com");
         assert_eq!(c.scope, Scope::Repository { owner: "acme".into(), repo: "app".into() });
         let c = GitHubConfig::parse("https://acme.ghe.com/enterprises/big", false).unwrap();
-        assert_eq!((c.api_base.as_str(), c.scope.clone()), ("https://api.acme.ghe.com", Scope::Enterprise("big".into())));
+        assert_eq!(
+            (c.api_base.as_str(), c.scope.clone()),
+            ("https://api.acme.ghe.com", Scope::Enterprise("big".into()))
+        );
     }
 
     #[test]

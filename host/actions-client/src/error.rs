@@ -45,7 +45,9 @@ pub enum Error {
         message: String,
     },
     /// Any other HTTP failure, with the request ids GitHub support asks for.
-    #[error("{method} {url} failed with HTTP {status}: {message} (activity id {activity_id:?}, github request id {github_request_id:?})")]
+    #[error(
+        "{method} {url} failed with HTTP {status}: {message} (activity id {activity_id:?}, github request id {github_request_id:?})"
+    )]
     Http {
         /// Method.
         method: String,

@@ -52,7 +52,14 @@ pub(crate) struct Request {
 
 impl Request {
     pub(crate) fn new(method: Method, url: impl Into<String>) -> Self {
-        Request { method, url: url.into(), authorization: None, headers: Vec::new(), json: None, retry_auth_errors: false }
+        Request {
+            method,
+            url: url.into(),
+            authorization: None,
+            headers: Vec::new(),
+            json: None,
+            retry_auth_errors: false,
+        }
     }
 
     pub(crate) fn auth(mut self, value: String) -> Self {
@@ -190,7 +197,8 @@ mod tests {
 
     #[test]
     fn waits_grow_exponentially_with_jitter_and_respect_the_cap() {
-        let policy = RetryPolicy { max_retries: 4, min_wait: Duration::from_secs(1), max_wait: Duration::from_secs(30) };
+        let policy =
+            RetryPolicy { max_retries: 4, min_wait: Duration::from_secs(1), max_wait: Duration::from_secs(30) };
         for attempt in 0..8 {
             let wait = policy.wait(attempt, None);
             let full = Duration::from_secs(1 << attempt).min(Duration::from_secs(30));

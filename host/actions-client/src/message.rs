@@ -62,7 +62,8 @@ pub struct Message {
 /// [`Error::InvalidResponse`] for malformed JSON, an unexpected envelope type, or a body that is not a JSON array.
 pub fn decode(url: &str, text: &str) -> Result<Message> {
     let invalid = |message: String| Error::InvalidResponse { url: url.to_string(), message };
-    let envelope: MessageEnvelope = serde_json::from_str(text).map_err(|e| invalid(format!("message envelope: {e}")))?;
+    let envelope: MessageEnvelope =
+        serde_json::from_str(text).map_err(|e| invalid(format!("message envelope: {e}")))?;
     if envelope.message_type != JOB_MESSAGES_TYPE {
         return Err(invalid(format!("unexpected message type {:?}", envelope.message_type)));
     }

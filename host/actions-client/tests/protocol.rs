@@ -4,9 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gha_actions_client::model::{RunnerScaleSet, RunnerScaleSetPatch};
-use gha_actions_client::{
-    ActionsClient, ClientOptions, Credentials, Error, JobMessage, MessageSession, RetryPolicy,
-};
+use gha_actions_client::{ActionsClient, ClientOptions, Credentials, Error, JobMessage, MessageSession, RetryPolicy};
 use gha_actions_fake::{AssignmentMode, FakeActions, FakeApp, FakeOptions, Fault, JobSpec};
 use serde_json::json;
 
@@ -32,7 +30,10 @@ fn pat_client(fake: &FakeActions) -> Arc<ActionsClient> {
 }
 
 async fn scale_set(client: &ActionsClient, name: &str) -> RunnerScaleSet {
-    client.create_scale_set(&RunnerScaleSet { name: name.into(), runner_group_id: 1, ..Default::default() }).await.unwrap()
+    client
+        .create_scale_set(&RunnerScaleSet { name: name.into(), runner_group_id: 1, ..Default::default() })
+        .await
+        .unwrap()
 }
 
 fn job(labels: &[&str]) -> JobSpec {
@@ -183,8 +184,7 @@ async fn scale_sets_update_and_disappear() {
 async fn github_app_credentials_get_an_installation_token() {
     let app = FakeApp { app_id: "12345".into(), installation_id: 77, public_key_pem: APP_PUBLIC_KEY.into() };
     let fake = FakeActions::start(FakeOptions { app: Some(app), pats: vec![], ..options() }).await.unwrap();
-    let credentials =
-        Credentials::App { app_id: "12345".into(), installation_id: 77, private_key_pem: APP_KEY.into() };
+    let credentials = Credentials::App { app_id: "12345".into(), installation_id: 77, private_key_pem: APP_KEY.into() };
     let client = client_for(&fake, credentials);
     assert_eq!(client.get_runner_group_by_name("Default").await.unwrap().id, 1);
     let counts = fake.request_counts();
@@ -215,7 +215,8 @@ async fn the_admin_token_is_reused_while_fresh_and_refreshed_near_expiry() {
     assert_eq!(fake.request_counts()["POST /api/v3/actions/runner-registration"], 1);
 
     // Admin tokens that live under the 60 s margin are refreshed before every call.
-    let short = FakeActions::start(FakeOptions { admin_token_ttl: Duration::from_secs(30), ..options() }).await.unwrap();
+    let short =
+        FakeActions::start(FakeOptions { admin_token_ttl: Duration::from_secs(30), ..options() }).await.unwrap();
     let client = pat_client(&short);
     for _ in 0..3 {
         client.get_runner_group_by_name("Default").await.unwrap();

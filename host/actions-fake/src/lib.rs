@@ -27,8 +27,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 pub use faults::Fault;
-pub use state::{AssignmentMode, FakeState, Job, JobSpec, JobState, MAX_ATTEMPTS, MAX_JOBS_PER_MESSAGE, Runner};
 pub use routes::decode_jit_config;
+pub use state::{AssignmentMode, FakeState, Job, JobSpec, JobState, MAX_ATTEMPTS, MAX_JOBS_PER_MESSAGE, Runner};
 pub use tokens::FakeApp;
 
 /// How the fake behaves.

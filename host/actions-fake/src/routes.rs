@@ -102,9 +102,15 @@ mod tests {
     #[test]
     fn route_keys_hide_ids() {
         assert_eq!(
-            route_key("GET", "/_service/_apis/runtime/runnerscalesets/105/sessions/a1b2c3d4-0000-4000-8000-123456789abc"),
+            route_key(
+                "GET",
+                "/_service/_apis/runtime/runnerscalesets/105/sessions/a1b2c3d4-0000-4000-8000-123456789abc"
+            ),
             "GET /_service/_apis/runtime/runnerscalesets/{id}/sessions/{id}"
         );
-        assert_eq!(route_key("POST", "/api/v3/actions/runner-registration"), "POST /api/v3/actions/runner-registration");
+        assert_eq!(
+            route_key("POST", "/api/v3/actions/runner-registration"),
+            "POST /api/v3/actions/runner-registration"
+        );
     }
 }

@@ -88,7 +88,11 @@ impl Tokens {
     }
 
     /// `POST /app/installations/{id}/access_tokens` with an app JWT.
-    pub(crate) fn installation_token(&mut self, authorization: Option<&str>, installation: i64) -> Outcome<TokenResponse> {
+    pub(crate) fn installation_token(
+        &mut self,
+        authorization: Option<&str>,
+        installation: i64,
+    ) -> Outcome<TokenResponse> {
         let unauthorized = |why: &str| Refusal::Unauthorized(why.to_string());
         let (app, key) = self.app.as_ref().ok_or_else(|| unauthorized("no GitHub App is configured"))?;
         let jwt = bearer(authorization, "Bearer").ok_or_else(|| unauthorized("missing JWT"))?;

@@ -10,9 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
-use gha_actions_client::model::{
-    JitConfig, JitConfigRequest, ListResponse, RunnerScaleSet, RunnerScaleSetPatch,
-};
+use gha_actions_client::model::{JitConfig, JitConfigRequest, ListResponse, RunnerScaleSet, RunnerScaleSetPatch};
 use serde_json::json;
 
 use super::{authorization, ok_json};
