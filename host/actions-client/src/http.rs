@@ -10,6 +10,9 @@ use crate::error::{Error, Result};
 use crate::message::strip_bom;
 use crate::model::ErrorBody;
 
+/// Largest response body read; anything longer is refused rather than buffered.
+pub const MAX_RESPONSE_BYTES: usize = 16 << 20;
+
 /// Retry settings (ARC: 4 retries, waits capped at 30 s).
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -173,19 +176,25 @@ pub(crate) async fn send(client: &reqwest::Client, retry: &RetryPolicy, request:
             attempt += 1;
             continue;
         }
-        let response = result.map_err(|source| Error::Transport {
+        let transport = |source| Error::Transport {
             method: request.method.to_string(),
             url: redact(&request.url).to_string(),
             source,
-        })?;
+        };
+        let mut response = result.map_err(transport)?;
         let status = response.status();
         let activity_id = header(&response, "ActivityId");
         let github_request_id = header(&response, "X-GitHub-Request-Id");
-        let bytes = response.bytes().await.map_err(|source| Error::Transport {
-            method: request.method.to_string(),
-            url: redact(&request.url).to_string(),
-            source,
-        })?;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
+            if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(Error::InvalidResponse {
+                    url: redact(&request.url).to_string(),
+                    message: format!("response body over {MAX_RESPONSE_BYTES} bytes"),
+                });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         let text = strip_bom(&String::from_utf8_lossy(&bytes)).to_string();
         return Ok(Response { status, text, activity_id, github_request_id });
     }

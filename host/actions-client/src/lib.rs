@@ -22,6 +22,6 @@ pub use auth::Credentials;
 pub use client::{ActionsClient, ClientOptions, UserAgent};
 pub use config::{GitHubConfig, Scope};
 pub use error::{Error, Result};
-pub use http::RetryPolicy;
+pub use http::{MAX_RESPONSE_BYTES, RetryPolicy};
 pub use message::{JobMessage, Message};
 pub use session::MessageSession;

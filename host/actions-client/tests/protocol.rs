@@ -302,6 +302,12 @@ async fn ghes_jobs_are_acquired_and_capacity_limits_assignment() {
 
 /// A scripted Actions service returning what the real one sometimes does.
 async fn scripted(body_for_groups: &'static str) -> (String, tokio::task::JoinHandle<()>) {
+    scripted_with(move || body_for_groups.to_string()).await
+}
+
+async fn scripted_with(
+    body_for_groups: impl Fn() -> String + Clone + Send + Sync + 'static,
+) -> (String, tokio::task::JoinHandle<()>) {
     use axum::routing::{get, post};
     use base64::Engine;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -323,7 +329,13 @@ async fn scripted(body_for_groups: &'static str) -> (String, tokio::task::JoinHa
                 async move { body }
             }),
         )
-        .route("/svc/_apis/runtime/runnergroups/", get(move || async move { body_for_groups }));
+        .route(
+            "/svc/_apis/runtime/runnergroups/",
+            get(move || {
+                let body = body_for_groups();
+                async move { body }
+            }),
+        );
     let server = tokio::spawn(async move {
         axum::serve(listener, app).await.unwrap();
     });
@@ -344,6 +356,11 @@ async fn boms_are_stripped_and_garbage_is_a_typed_error() {
         let err = ActionsClient::new(options.clone()).unwrap().get_runner_group_by_name("Default").await.unwrap_err();
         assert!(matches!(err, Error::InvalidResponse { .. }), "{garbage}: {err}");
     }
+
+    let (base, _server) = scripted_with(|| "x".repeat(gha_actions_client::MAX_RESPONSE_BYTES + 1)).await;
+    options.config_url = format!("{base}/acme");
+    let err = ActionsClient::new(options).unwrap().get_runner_group_by_name("Default").await.unwrap_err();
+    assert!(err.to_string().contains("response body over"), "{err}");
 }
 
 #[test]
@@ -361,4 +378,55 @@ fn invalid_options_are_reported_before_any_request() {
         ..base
     };
     assert!(ActionsClient::new(proxied).is_ok());
+}
+
+/// A forward HTTP proxy that requires credentials and counts what it forwards.
+async fn forward_proxy() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let forwarded = Arc::new(AtomicUsize::new(0));
+    let counter = forwarded.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let upstream = reqwest::Client::builder().no_proxy().build().unwrap();
+    let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+        let (upstream, counter) = (upstream.clone(), counter.clone());
+        async move {
+            use axum::response::IntoResponse;
+            // "user:pass" in base64.
+            if request.headers().get("proxy-authorization").and_then(|v| v.to_str().ok()) != Some("Basic dXNlcjpwYXNz")
+            {
+                return axum::http::StatusCode::PROXY_AUTHENTICATION_REQUIRED.into_response();
+            }
+            counter.fetch_add(1, Ordering::SeqCst);
+            let (parts, body) = request.into_parts();
+            let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+            let mut forward = upstream.request(parts.method, parts.uri.to_string()).body(body);
+            for (name, value) in &parts.headers {
+                if name != "proxy-authorization" && name != "host" {
+                    forward = forward.header(name, value);
+                }
+            }
+            let response = forward.send().await.unwrap();
+            let status = response.status();
+            (status, response.bytes().await.unwrap()).into_response()
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://user:pass@{addr}"), forwarded)
+}
+
+#[tokio::test]
+async fn requests_go_through_a_proxy_with_credentials_unless_bypassed() {
+    let fake = FakeActions::start(options()).await.unwrap();
+    let (proxy, forwarded) = forward_proxy().await;
+    let mut options = ClientOptions::new(fake.config_url("acme"), Credentials::Token("ghp_fake".into()));
+    options.retry = fast_retries();
+    options.proxy = Some(proxy);
+    let client = ActionsClient::new(options.clone()).unwrap();
+    client.get_runner_group_by_name("Default").await.unwrap();
+    assert_eq!(forwarded.load(std::sync::atomic::Ordering::SeqCst), 3, "registration token, admin connection, groups");
+
+    options.no_proxy = Some("127.0.0.1".into());
+    ActionsClient::new(options).unwrap().get_runner_group_by_name("Default").await.unwrap();
+    assert_eq!(forwarded.load(std::sync::atomic::Ordering::SeqCst), 3, "bypassed");
 }
