@@ -1,0 +1,599 @@
+//! The object store: typed collections, resourceVersions, the event log watches resume from, finalizers,
+//! owner-reference garbage collection, status subresources and generations.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use chrono::{SecondsFormat, Utc};
+use serde_json::{Map, Value, json};
+use tokio::sync::broadcast;
+
+use crate::error::ApiError;
+use crate::resources::{self, ResourceType};
+use crate::selectors::{FieldSelector, LabelSelector};
+
+/// Watch event types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    /// Created.
+    Added,
+    /// Changed.
+    Modified,
+    /// Removed.
+    Deleted,
+}
+
+impl EventType {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change, as watches see it.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// The resourceVersion of the change.
+    pub rv: u64,
+    /// (group, plural).
+    pub key: (String, String),
+    /// Namespace ("" for cluster-scoped).
+    pub namespace: String,
+    /// Kind of change.
+    pub kind: EventType,
+    /// The object after the change (before, for deletions).
+    pub object: Value,
+}
+
+type Collection = BTreeMap<(String, String), Value>;
+
+/// List options.
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    /// Only this namespace.
+    pub namespace: Option<String>,
+    /// Label selector.
+    pub labels: LabelSelector,
+    /// Field selector.
+    pub fields: FieldSelector,
+    /// Page size (0 = all).
+    pub limit: usize,
+    /// Continue token from the previous page.
+    pub continue_token: Option<String>,
+}
+
+/// A page of a list.
+#[derive(Debug, Clone)]
+pub struct ListPage {
+    /// Items.
+    pub items: Vec<Value>,
+    /// resourceVersion of the list.
+    pub rv: u64,
+    /// Token for the next page, if any.
+    pub continue_token: Option<String>,
+}
+
+/// Write faults: the next N writes to a resource fail.
+#[derive(Debug, Clone, Copy)]
+struct WriteFault {
+    remaining: u32,
+    code: u16,
+}
+
+/// Everything stored.
+pub struct Store {
+    types: Vec<ResourceType>,
+    objects: HashMap<(String, String), Collection>,
+    rv: u64,
+    log: VecDeque<Arc<Event>>,
+    log_capacity: usize,
+    events: broadcast::Sender<Arc<Event>>,
+    write_faults: HashMap<String, WriteFault>,
+}
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn random_suffix() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::rng();
+    (0..5).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+}
+
+fn name_of(object: &Value) -> &str {
+    object["metadata"]["name"].as_str().unwrap_or_default()
+}
+
+/// The object without metadata and status: what `generation` tracks.
+fn spec_part(object: &Value) -> Value {
+    let mut copy = object.clone();
+    if let Some(map) = copy.as_object_mut() {
+        for key in ["metadata", "status", "apiVersion", "kind"] {
+            map.remove(key);
+        }
+    }
+    copy
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric()
+}
+
+impl Store {
+    /// A store with the built-in kinds and the `default` and `kube-system` namespaces.
+    pub fn new(log_capacity: usize) -> Self {
+        let (events, _) = broadcast::channel(4096);
+        let mut store = Store {
+            types: resources::builtins(),
+            objects: HashMap::new(),
+            rv: 0,
+            log: VecDeque::new(),
+            log_capacity,
+            events,
+            write_faults: HashMap::new(),
+        };
+        for ns in ["default", "kube-system"] {
+            let namespace = json!({"metadata": {"name": ns}, "status": {"phase": "Active"}});
+            let rt = store.resolve("", "v1", "namespaces").expect("built in");
+            store.create(&rt, "", namespace).expect("fresh store");
+        }
+        store
+    }
+
+    /// New events as they happen.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.events.subscribe()
+    }
+
+    /// The current resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        self.rv
+    }
+
+    /// Every served resource type.
+    pub fn types(&self) -> &[ResourceType] {
+        &self.types
+    }
+
+    /// The type at a group/version/plural.
+    pub fn resolve(&self, group: &str, version: &str, plural: &str) -> Option<ResourceType> {
+        self.types.iter().find(|t| t.group == group && t.version == version && t.plural == plural).cloned()
+    }
+
+    /// Makes the next `count` writes to `plural` fail with `code` (409 or 500).
+    pub fn fail_writes(&mut self, plural: &str, count: u32, code: u16) {
+        self.write_faults.insert(plural.into(), WriteFault { remaining: count, code });
+    }
+
+    fn injected_fault(&mut self, rt: &ResourceType) -> Result<(), ApiError> {
+        let Some(fault) = self.write_faults.get_mut(&rt.plural) else { return Ok(()) };
+        fault.remaining = fault.remaining.saturating_sub(1);
+        let code = fault.code;
+        if fault.remaining == 0 {
+            self.write_faults.remove(&rt.plural);
+        }
+        Err(match code {
+            409 => ApiError::Conflict(format!("injected conflict on {}", rt.plural)),
+            _ => ApiError::Internal(format!("injected failure on {}", rt.plural)),
+        })
+    }
+
+    /// Events after `rv`, or Gone when the log no longer reaches back that far.
+    pub fn events_since(&self, rv: u64) -> Result<Vec<Arc<Event>>, ApiError> {
+        if let Some(oldest) = self.log.front()
+            && rv + 1 < oldest.rv
+            && rv < self.rv
+        {
+            return Err(ApiError::Gone(format!("too old resource version: {rv} ({})", oldest.rv - 1)));
+        }
+        Ok(self.log.iter().filter(|e| e.rv > rv).cloned().collect())
+    }
+
+    fn emit(&mut self, rt: &ResourceType, namespace: &str, kind: EventType, object: Value) {
+        let event =
+            Arc::new(Event { rv: self.rv, key: rt.key(), namespace: namespace.into(), kind, object });
+        self.log.push_back(event.clone());
+        while self.log.len() > self.log_capacity {
+            self.log.pop_front();
+        }
+        let _ = self.events.send(event);
+    }
+
+    fn collection(&mut self, rt: &ResourceType) -> &mut Collection {
+        self.objects.entry(rt.key()).or_default()
+    }
+
+    fn stamp(&mut self, rt: &ResourceType, object: &mut Value) {
+        self.rv += 1;
+        object["apiVersion"] = rt.api_version().into();
+        object["kind"] = rt.kind.clone().into();
+        object["metadata"]["resourceVersion"] = self.rv.to_string().into();
+    }
+
+    /// One object.
+    ///
+    /// # Errors
+    /// NotFound.
+    pub fn get(&self, rt: &ResourceType, namespace: &str, name: &str) -> Result<Value, ApiError> {
+        self.objects
+            .get(&rt.key())
+            .and_then(|c| c.get(&(namespace.to_string(), name.to_string())))
+            .cloned()
+            .ok_or_else(|| ApiError::NotFound(format!("{} \"{name}\" not found", rt.plural)))
+    }
+
+    /// A page of objects.
+    pub fn list(&self, rt: &ResourceType, options: &ListOptions) -> ListPage {
+        let empty = Collection::new();
+        let collection = self.objects.get(&rt.key()).unwrap_or(&empty);
+        let after: Option<(String, String)> =
+            options.continue_token.as_deref().and_then(|t| t.split_once('/')).map(|(a, b)| (a.into(), b.into()));
+        let mut items = Vec::new();
+        let mut last_key = None;
+        let mut more = false;
+        for (key, object) in collection {
+            if after.as_ref().is_some_and(|a| key <= a) {
+                continue;
+            }
+            if options.namespace.as_ref().is_some_and(|ns| &key.0 != ns) {
+                continue;
+            }
+            if !options.labels.matches(object) || !options.fields.matches(object) {
+                continue;
+            }
+            if options.limit > 0 && items.len() == options.limit {
+                more = true;
+                break;
+            }
+            items.push(object.clone());
+            last_key = Some(key.clone());
+        }
+        let continue_token = more.then(|| last_key.map(|(ns, name)| format!("{ns}/{name}"))).flatten();
+        ListPage { items, rv: self.rv, continue_token }
+    }
+
+    /// Creates an object (generateName, uid, creationTimestamp, generation).
+    ///
+    /// # Errors
+    /// AlreadyExists, NotFound (namespace), Invalid (name), injected faults.
+    pub fn create(&mut self, rt: &ResourceType, namespace: &str, mut object: Value) -> Result<Value, ApiError> {
+        if !object.is_object() {
+            return Err(ApiError::BadRequest("the body must be an object".into()));
+        }
+        self.injected_fault(rt)?;
+        if rt.namespaced {
+            let ns = object["metadata"]["namespace"].as_str().unwrap_or(namespace).to_string();
+            if ns != namespace && !namespace.is_empty() {
+                return Err(ApiError::BadRequest("the namespace of the object does not match the request".into()));
+            }
+            let namespaces = self.resolve("", "v1", "namespaces").expect("built in");
+            self.get(&namespaces, "", namespace)
+                .map_err(|_| ApiError::NotFound(format!("namespaces \"{namespace}\" not found")))?;
+        }
+        if !object["metadata"].is_object() {
+            object["metadata"] = json!({});
+        }
+        let mut name = name_of(&object).to_string();
+        if name.is_empty() {
+            let Some(prefix) = object["metadata"]["generateName"].as_str() else {
+                return Err(ApiError::Invalid("metadata.name or metadata.generateName is required".into()));
+            };
+            name = format!("{prefix}{}", random_suffix());
+        }
+        if !valid_name(&name) {
+            return Err(ApiError::Invalid(format!("metadata.name {name:?} is not a valid DNS subdomain")));
+        }
+        let key = (if rt.namespaced { namespace.to_string() } else { String::new() }, name.clone());
+        if self.collection(rt).contains_key(&key) {
+            return Err(ApiError::AlreadyExists(format!("{} \"{name}\" already exists", rt.plural)));
+        }
+        if rt.status_subresource && rt.plural != "namespaces" && rt.plural != "customresourcedefinitions" {
+            if let Some(map) = object.as_object_mut() {
+                map.remove("status");
+            }
+        }
+        let metadata = &mut object["metadata"];
+        metadata["name"] = name.into();
+        if rt.namespaced {
+            metadata["namespace"] = namespace.into();
+        }
+        metadata["uid"] = uuid::Uuid::new_v4().to_string().into();
+        metadata["creationTimestamp"] = now().into();
+        metadata["generation"] = 1.into();
+        self.stamp(rt, &mut object);
+        self.collection(rt).insert(key, object.clone());
+        if rt.plural == "customresourcedefinitions" {
+            self.install_crd(&object);
+        }
+        self.emit(rt, namespace, EventType::Added, object.clone());
+        Ok(object)
+    }
+
+    fn install_crd(&mut self, crd: &Value) {
+        for rt in resources::from_crd(crd) {
+            self.types.retain(|t| !(t.group == rt.group && t.version == rt.version && t.plural == rt.plural));
+            self.types.push(rt);
+        }
+    }
+
+    /// Replaces an object (PUT), or its status when `status_only`. A non-empty resourceVersion in `object` must
+    /// match the stored one.
+    ///
+    /// # Errors
+    /// NotFound, Conflict, injected faults.
+    pub fn update(
+        &mut self,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+        mut object: Value,
+        status_only: bool,
+    ) -> Result<Value, ApiError> {
+        let old = self.get(rt, namespace, name)?;
+        self.injected_fault(rt)?;
+        if !object.is_object() {
+            return Err(ApiError::BadRequest("the body must be an object".into()));
+        }
+        let given_rv = object["metadata"]["resourceVersion"].as_str().unwrap_or_default();
+        if !given_rv.is_empty() && given_rv != old["metadata"]["resourceVersion"].as_str().unwrap_or_default() {
+            return Err(ApiError::Conflict(format!(
+                "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your \
+                 changes to the latest version and try again",
+                rt.plural
+            )));
+        }
+        let body_name = name_of(&object);
+        if !body_name.is_empty() && body_name != name {
+            return Err(ApiError::BadRequest(format!("the name in the body ({body_name}) does not match {name}")));
+        }
+        if status_only {
+            let status = object["status"].take();
+            object = old.clone();
+            object["status"] = status;
+        } else {
+            if rt.status_subresource {
+                object["status"] = old["status"].clone();
+                if object["status"].is_null()
+                    && let Some(map) = object.as_object_mut()
+                {
+                    map.remove("status");
+                }
+            }
+            let old_meta = &old["metadata"];
+            let meta = &mut object["metadata"];
+            if !meta.is_object() {
+                *meta = json!({});
+            }
+            for key in ["name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "generation"] {
+                match old_meta.get(key) {
+                    Some(value) => meta[key] = value.clone(),
+                    None => {
+                        if let Some(m) = meta.as_object_mut() {
+                            m.remove(key);
+                        }
+                    }
+                }
+            }
+            if spec_part(&object) != spec_part(&old) {
+                let generation = old_meta["generation"].as_i64().unwrap_or(1) + 1;
+                object["metadata"]["generation"] = generation.into();
+            }
+        }
+        self.stamp(rt, &mut object);
+        let key = (namespace.to_string(), name.to_string());
+        let deleting = object["metadata"]["deletionTimestamp"].is_string();
+        let finalizers_left = object["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
+        if deleting && !finalizers_left {
+            self.collection(rt).remove(&key);
+            self.emit(rt, namespace, EventType::Deleted, object.clone());
+            self.collect_garbage(&object);
+            return Ok(object);
+        }
+        self.collection(rt).insert(key, object.clone());
+        if rt.plural == "customresourcedefinitions" {
+            self.install_crd(&object);
+        }
+        self.emit(rt, namespace, EventType::Modified, object.clone());
+        Ok(object)
+    }
+
+    /// Deletes an object: with finalizers it only gets a deletionTimestamp; without, it goes, and so do the
+    /// objects it owns (and, for a namespace, everything in it).
+    ///
+    /// # Errors
+    /// NotFound, injected faults.
+    pub fn delete(&mut self, rt: &ResourceType, namespace: &str, name: &str) -> Result<Value, ApiError> {
+        let mut object = self.get(rt, namespace, name)?;
+        self.injected_fault(rt)?;
+        let has_finalizers = object["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
+        if has_finalizers {
+            if object["metadata"]["deletionTimestamp"].is_string() {
+                return Ok(object);
+            }
+            object["metadata"]["deletionTimestamp"] = now().into();
+            object["metadata"]["deletionGracePeriodSeconds"] = 0.into();
+            self.stamp(rt, &mut object);
+            self.collection(rt).insert((namespace.into(), name.into()), object.clone());
+            self.emit(rt, namespace, EventType::Modified, object.clone());
+            return Ok(object);
+        }
+        self.collection(rt).remove(&(namespace.to_string(), name.to_string()));
+        self.rv += 1;
+        object["metadata"]["resourceVersion"] = self.rv.to_string().into();
+        self.emit(rt, namespace, EventType::Deleted, object.clone());
+        if rt.plural == "namespaces" {
+            self.delete_namespace_contents(name);
+        }
+        if rt.plural == "customresourcedefinitions" {
+            for gone in resources::from_crd(&object) {
+                self.types.retain(|t| t.key() != gone.key());
+                self.objects.remove(&gone.key());
+            }
+        }
+        self.collect_garbage(&object);
+        Ok(object)
+    }
+
+    fn delete_namespace_contents(&mut self, namespace: &str) {
+        let namespaced: Vec<ResourceType> = self.types.iter().filter(|t| t.namespaced).cloned().collect();
+        for rt in namespaced {
+            let names: Vec<String> = self
+                .objects
+                .get(&rt.key())
+                .map(|c| c.keys().filter(|(ns, _)| ns == namespace).map(|(_, n)| n.clone()).collect())
+                .unwrap_or_default();
+            for name in names {
+                let _ = self.delete(&rt, namespace, &name);
+            }
+        }
+    }
+
+    /// Background-style garbage collection: objects owned by the removed one are deleted.
+    fn collect_garbage(&mut self, removed: &Value) {
+        let Some(uid) = removed["metadata"]["uid"].as_str() else { return };
+        let mut orphans = Vec::new();
+        for rt in &self.types {
+            let Some(collection) = self.objects.get(&rt.key()) else { continue };
+            for ((ns, name), object) in collection {
+                let owned = object["metadata"]["ownerReferences"]
+                    .as_array()
+                    .is_some_and(|refs| refs.iter().any(|r| r["uid"].as_str() == Some(uid)));
+                if owned {
+                    orphans.push((rt.clone(), ns.clone(), name.clone()));
+                }
+            }
+        }
+        orphans.dedup_by(|a, b| a.0.key() == b.0.key() && a.1 == b.1 && a.2 == b.2);
+        for (rt, ns, name) in orphans {
+            let _ = self.delete(&rt, &ns, &name);
+        }
+    }
+
+    /// Number of stored objects.
+    pub fn len(&self) -> usize {
+        self.objects.values().map(BTreeMap::len).sum()
+    }
+
+    /// Whether nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A merge patch of `patch` onto `target` (RFC 7386).
+pub fn merge(target: &mut Value, patch: &Value) {
+    json_patch::merge(target, patch);
+}
+
+/// Applies an RFC 6902 JSON patch.
+///
+/// # Errors
+/// Invalid patches (422).
+pub fn json_patch(target: &mut Value, patch: &Value) -> Result<(), ApiError> {
+    let patch: json_patch::Patch =
+        serde_json::from_value(patch.clone()).map_err(|e| ApiError::BadRequest(format!("invalid JSON patch: {e}")))?;
+    json_patch::patch(target, &patch).map_err(|e| ApiError::Invalid(format!("JSON patch failed: {e}")))
+}
+
+/// An empty object with metadata, for server-side apply of a missing object.
+pub fn empty_object() -> Value {
+    Value::Object(Map::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (Store, ResourceType) {
+        let store = Store::new(1000);
+        let rt = store.resolve("", "v1", "configmaps").unwrap();
+        (store, rt)
+    }
+
+    #[test]
+    fn create_fills_server_fields_and_generate_name() {
+        let (mut store, rt) = store();
+        let obj = store.create(&rt, "default", json!({"metadata": {"generateName": "cm-"}, "data": {}})).unwrap();
+        let name = obj["metadata"]["name"].as_str().unwrap();
+        assert!(name.starts_with("cm-") && name.len() == 8, "{name}");
+        assert!(obj["metadata"]["uid"].is_string() && obj["metadata"]["creationTimestamp"].is_string());
+        assert_eq!((obj["apiVersion"].as_str(), obj["kind"].as_str()), (Some("v1"), Some("ConfigMap")));
+        let dup = json!({"metadata": {"name": name}});
+        assert!(matches!(store.create(&rt, "default", dup), Err(ApiError::AlreadyExists(_))));
+        assert!(matches!(store.create(&rt, "nowhere", json!({"metadata": {"name": "x"}})), Err(ApiError::NotFound(_))));
+        assert!(matches!(store.create(&rt, "default", json!({"metadata": {"name": "Bad_Name"}})), Err(ApiError::Invalid(_))));
+    }
+
+    #[test]
+    fn stale_updates_conflict_and_generation_follows_the_spec() {
+        let (mut store, rt) = store();
+        let obj = store.create(&rt, "default", json!({"metadata": {"name": "a"}, "data": {"k": "1"}})).unwrap();
+        let mut labelled = obj.clone();
+        labelled["metadata"]["labels"] = json!({"x": "y"});
+        let labelled = store.update(&rt, "default", "a", labelled, false).unwrap();
+        assert_eq!(labelled["metadata"]["generation"], 1, "metadata changes keep the generation");
+        let mut changed = labelled.clone();
+        changed["data"]["k"] = "2".into();
+        assert_eq!(store.update(&rt, "default", "a", changed, false).unwrap()["metadata"]["generation"], 2);
+        assert!(matches!(store.update(&rt, "default", "a", obj, false), Err(ApiError::Conflict(_))));
+    }
+
+    #[test]
+    fn finalizers_hold_deletion_and_owners_take_their_objects_along() {
+        let (mut store, rt) = store();
+        let owner = store
+            .create(&rt, "default", json!({"metadata": {"name": "owner", "finalizers": ["x/y"]}}))
+            .unwrap();
+        let uid = owner["metadata"]["uid"].clone();
+        store
+            .create(&rt, "default", json!({"metadata": {"name": "child", "ownerReferences": [{"uid": uid, "name": "owner", "kind": "ConfigMap", "apiVersion": "v1"}]}}))
+            .unwrap();
+        let marked = store.delete(&rt, "default", "owner").unwrap();
+        assert!(marked["metadata"]["deletionTimestamp"].is_string());
+        assert!(store.get(&rt, "default", "child").is_ok(), "the owner still exists");
+        let mut release = marked.clone();
+        release["metadata"]["finalizers"] = json!([]);
+        store.update(&rt, "default", "owner", release, false).unwrap();
+        assert!(store.get(&rt, "default", "owner").is_err());
+        assert!(store.get(&rt, "default", "child").is_err(), "garbage collected");
+    }
+
+    #[test]
+    fn the_event_log_answers_gone_when_it_no_longer_reaches_back() {
+        let mut store = Store::new(3);
+        let rt = store.resolve("", "v1", "configmaps").unwrap();
+        for i in 0..5 {
+            store.create(&rt, "default", json!({"metadata": {"name": format!("c{i}")}})).unwrap();
+        }
+        assert!(matches!(store.events_since(1), Err(ApiError::Gone(_))));
+        assert_eq!(store.events_since(store.resource_version() - 2).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn status_subresources_separate_spec_from_status() {
+        let mut store = Store::new(100);
+        let rt = store.resolve("", "v1", "pods").unwrap();
+        let pod = store
+            .create(&rt, "default", json!({"metadata": {"name": "p"}, "spec": {"containers": []}, "status": {"phase": "Lie"}}))
+            .unwrap();
+        assert!(pod["status"].is_null(), "status is dropped on create");
+        let status = store
+            .update(&rt, "default", "p", json!({"status": {"phase": "Running"}, "spec": {"nodeName": "evil"}}), true)
+            .unwrap();
+        assert_eq!((status["status"]["phase"].as_str(), status["spec"]["nodeName"].as_str()), (Some("Running"), None));
+        let mut main = status.clone();
+        main["status"]["phase"] = "Failed".into();
+        let main = store.update(&rt, "default", "p", main, false).unwrap();
+        assert_eq!(main["status"]["phase"], "Running", "the main resource cannot change status");
+    }
+}
