@@ -199,7 +199,9 @@ async fn object(
                 let name = item["metadata"]["name"].as_str().unwrap_or_default().to_string();
                 deleted.push(store.delete(&rt, &item_ns, &name)?);
             }
-            json_ok(json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": {}, "items": deleted}))
+            json_ok(
+                json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": {}, "items": deleted}),
+            )
         }
         _ => Err(ApiError::MethodNotAllowed(format!("{method} is not allowed here"))),
     }
@@ -211,15 +213,17 @@ fn line(kind: &str, object: &Value) -> Bytes {
     Bytes::from(text)
 }
 
-fn watch(server: Arc<Server>, rt: ResourceType, namespace: Option<String>, params: &Params) -> Result<Response, ApiError> {
+fn watch(
+    server: Arc<Server>,
+    rt: ResourceType,
+    namespace: Option<String>,
+    params: &Params,
+) -> Result<Response, ApiError> {
     let options = list_options(params, namespace.clone())?;
     let since: u64 = params.get("resourceVersion").and_then(|v| v.parse().ok()).unwrap_or(0);
     let bookmarks = params.get("allowWatchBookmarks").is_some_and(|v| v == "true");
-    let timeout = params
-        .get("timeoutSeconds")
-        .and_then(|v| v.parse().ok())
-        .map_or(MAX_WATCH, Duration::from_secs)
-        .min(MAX_WATCH);
+    let timeout =
+        params.get("timeoutSeconds").and_then(|v| v.parse().ok()).map_or(MAX_WATCH, Duration::from_secs).min(MAX_WATCH);
     let matches = {
         let (key, options) = (rt.key(), options.clone());
         move |event: &crate::store::Event| {
@@ -238,7 +242,9 @@ fn watch(server: Arc<Server>, rt: ResourceType, namespace: Option<String>, param
             store.list(&rt, &all).items.iter().map(|o| line(EventType::Added.as_str(), o)).collect()
         } else {
             match store.events_since(since) {
-                Ok(backlog) => backlog.iter().filter(|e| matches(e)).map(|e| line(e.kind.as_str(), &e.object)).collect(),
+                Ok(backlog) => {
+                    backlog.iter().filter(|e| matches(e)).map(|e| line(e.kind.as_str(), &e.object)).collect()
+                }
                 Err(gone) => vec![line("ERROR", &gone.status())],
             }
         };

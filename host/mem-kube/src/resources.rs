@@ -104,12 +104,12 @@ mod tests {
     #[test]
     fn crds_declare_one_type_per_served_version() {
         let crd = serde_json::json!({"spec": {
-            "group": "actions.github.com", "scope": "Namespaced",
-            "names": {"plural": "ephemeralrunners", "kind": "EphemeralRunner"},
-            "versions": [
-                {"name": "v1alpha1", "served": true, "subresources": {"status": {}}},
-                {"name": "v1beta1", "served": false}
-            ]}});
+        "group": "actions.github.com", "scope": "Namespaced",
+        "names": {"plural": "ephemeralrunners", "kind": "EphemeralRunner"},
+        "versions": [
+            {"name": "v1alpha1", "served": true, "subresources": {"status": {}}},
+            {"name": "v1beta1", "served": false}
+        ]}});
         let types = from_crd(&crd);
         assert_eq!(types.len(), 1);
         assert_eq!(types[0].api_version(), "actions.github.com/v1alpha1");

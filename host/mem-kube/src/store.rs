@@ -200,8 +200,7 @@ impl Store {
     }
 
     fn emit(&mut self, rt: &ResourceType, namespace: &str, kind: EventType, object: Value) {
-        let event =
-            Arc::new(Event { rv: self.rv, key: rt.key(), namespace: namespace.into(), kind, object });
+        let event = Arc::new(Event { rv: self.rv, key: rt.key(), namespace: namespace.into(), kind, object });
         self.log.push_back(event.clone());
         while self.log.len() > self.log_capacity {
             self.log.pop_front();
@@ -495,13 +494,19 @@ pub fn merge(target: &mut Value, patch: &Value) {
     json_patch::merge(target, patch);
 }
 
-/// Applies an RFC 6902 JSON patch.
+/// Applies an RFC 6902 JSON patch. As on a real API server, `test` of a missing path against `null` passes
+/// (kube-runtime's finalizer helper relies on it).
 ///
 /// # Errors
 /// Invalid patches (422).
 pub fn json_patch(target: &mut Value, patch: &Value) -> Result<(), ApiError> {
-    let patch: json_patch::Patch =
-        serde_json::from_value(patch.clone()).map_err(|e| ApiError::BadRequest(format!("invalid JSON patch: {e}")))?;
+    let mut operations = patch.as_array().cloned().ok_or(ApiError::BadRequest("a JSON patch is a list".into()))?;
+    operations.retain(|op| {
+        let missing = op["path"].as_str().is_some_and(|path| target.pointer(path).is_none());
+        !(op["op"] == "test" && op["value"].is_null() && missing)
+    });
+    let patch: json_patch::Patch = serde_json::from_value(Value::Array(operations))
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON patch: {e}")))?;
     json_patch::patch(target, &patch).map_err(|e| ApiError::Invalid(format!("JSON patch failed: {e}")))
 }
 
@@ -531,7 +536,10 @@ mod tests {
         let dup = json!({"metadata": {"name": name}});
         assert!(matches!(store.create(&rt, "default", dup), Err(ApiError::AlreadyExists(_))));
         assert!(matches!(store.create(&rt, "nowhere", json!({"metadata": {"name": "x"}})), Err(ApiError::NotFound(_))));
-        assert!(matches!(store.create(&rt, "default", json!({"metadata": {"name": "Bad_Name"}})), Err(ApiError::Invalid(_))));
+        assert!(matches!(
+            store.create(&rt, "default", json!({"metadata": {"name": "Bad_Name"}})),
+            Err(ApiError::Invalid(_))
+        ));
     }
 
     #[test]
@@ -551,9 +559,8 @@ mod tests {
     #[test]
     fn finalizers_hold_deletion_and_owners_take_their_objects_along() {
         let (mut store, rt) = store();
-        let owner = store
-            .create(&rt, "default", json!({"metadata": {"name": "owner", "finalizers": ["x/y"]}}))
-            .unwrap();
+        let owner =
+            store.create(&rt, "default", json!({"metadata": {"name": "owner", "finalizers": ["x/y"]}})).unwrap();
         let uid = owner["metadata"]["uid"].clone();
         store
             .create(&rt, "default", json!({"metadata": {"name": "child", "ownerReferences": [{"uid": uid, "name": "owner", "kind": "ConfigMap", "apiVersion": "v1"}]}}))
@@ -584,7 +591,11 @@ mod tests {
         let mut store = Store::new(100);
         let rt = store.resolve("", "v1", "pods").unwrap();
         let pod = store
-            .create(&rt, "default", json!({"metadata": {"name": "p"}, "spec": {"containers": []}, "status": {"phase": "Lie"}}))
+            .create(
+                &rt,
+                "default",
+                json!({"metadata": {"name": "p"}, "spec": {"containers": []}, "status": {"phase": "Lie"}}),
+            )
             .unwrap();
         assert!(pod["status"].is_null(), "status is dropped on create");
         let status = store
