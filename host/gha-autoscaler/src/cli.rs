@@ -1,6 +1,7 @@
 //! Command-line interface: a `Cli` holding one `Command`; each subcommand parses into typed values and calls
 //! library code.
 
+mod kube_api;
 mod policy;
 
 use std::process::ExitCode;
@@ -28,6 +29,8 @@ pub struct Cli {
 pub enum Command {
     /// Inspect, run, test, benchmark and build policies.
     Policy(policy::PolicyArgs),
+    /// Serve an in-memory Kubernetes API with a kubeconfig for kubectl.
+    KubeApi(kube_api::KubeApiArgs),
 }
 
 impl Command {
@@ -35,6 +38,7 @@ impl Command {
     pub async fn execute(self) -> anyhow::Result<ExitCode> {
         match self {
             Command::Policy(args) => args.execute().await,
+            Command::KubeApi(args) => args.execute().await,
         }
     }
 }

@@ -37,6 +37,12 @@ pub(crate) async fn handle(
         Some(Target::Discovery(segments)) => Ok(discovery(&server, &segments)),
         Some(Target::Resources { group, version }) => resource_list(&server, &group, &version),
         Some(Target::Object(target)) => object(&server, &method, &target, &headers, &params, &body).await,
+        // No schemas are published (an empty protobuf document is zero bytes): kubectl then validates nothing
+        // client-side and falls back to merge patches.
+        None if uri.path() == "/openapi/v2" => {
+            Ok(([("content-type", "application/com.github.proto-openapi.spec.v2.v1.0+protobuf")], Bytes::new())
+                .into_response())
+        }
         None if uri.path() == "/version" => Ok(axum::Json(json!({
             "major": "1", "minor": "34", "gitVersion": "v1.34.0-mem-kube", "platform": "linux/amd64"
         }))
@@ -92,6 +98,7 @@ fn resource_list(server: &Server, group: &str, version: &str) -> Result<Response
     for t in &types {
         resources.push(json!({
             "name": t.plural, "singularName": t.singular, "namespaced": t.namespaced, "kind": t.kind, "verbs": VERBS,
+            "shortNames": t.short_names,
         }));
         if t.status_subresource {
             resources.push(json!({

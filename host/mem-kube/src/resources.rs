@@ -19,11 +19,24 @@ pub struct ResourceType {
     pub namespaced: bool,
     /// Whether `/status` is a subresource (status then only changes through it).
     pub status_subresource: bool,
+    /// kubectl short names (`cm`, `po`, ...).
+    pub short_names: Vec<String>,
 }
 
 impl ResourceType {
     fn builtin(group: &str, version: &str, plural: &str, kind: &str, namespaced: bool, status: bool) -> Self {
+        let short = match plural {
+            "namespaces" => "ns",
+            "pods" => "po",
+            "configmaps" => "cm",
+            "serviceaccounts" => "sa",
+            "services" => "svc",
+            "events" if group.is_empty() => "ev",
+            "customresourcedefinitions" => "crd",
+            _ => "",
+        };
         ResourceType {
+            short_names: if short.is_empty() { Vec::new() } else { vec![short.to_string()] },
             group: group.into(),
             version: version.into(),
             plural: plural.into(),
@@ -78,6 +91,8 @@ pub fn from_crd(crd: &Value) -> Vec<ResourceType> {
     let (Some(plural), Some(kind)) = (names["plural"].as_str(), names["kind"].as_str()) else { return Vec::new() };
     let singular = names["singular"].as_str().map_or_else(|| kind.to_ascii_lowercase(), str::to_string);
     let namespaced = spec["scope"].as_str() != Some("Cluster");
+    let short_names: Vec<String> =
+        names["shortNames"].as_array().into_iter().flatten().filter_map(|n| n.as_str().map(str::to_string)).collect();
     spec["versions"]
         .as_array()
         .into_iter()
@@ -92,6 +107,7 @@ pub fn from_crd(crd: &Value) -> Vec<ResourceType> {
                 kind: kind.into(),
                 namespaced,
                 status_subresource: v["subresources"]["status"].is_object(),
+                short_names: short_names.clone(),
             })
         })
         .collect()

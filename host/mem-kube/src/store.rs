@@ -45,11 +45,12 @@ pub struct Event {
     pub namespace: String,
     /// Kind of change.
     pub kind: EventType,
-    /// The object after the change (before, for deletions).
-    pub object: Value,
+    /// The object after the change (before, for deletions), shared with the store.
+    pub object: Arc<Value>,
 }
 
-type Collection = BTreeMap<(String, String), Value>;
+/// Objects are shared between the collection and the event log, so the log costs no copies.
+type Collection = BTreeMap<(String, String), Arc<Value>>;
 
 /// List options.
 #[derive(Debug, Clone, Default)]
@@ -199,7 +200,7 @@ impl Store {
         Ok(self.log.iter().filter(|e| e.rv > rv).cloned().collect())
     }
 
-    fn emit(&mut self, rt: &ResourceType, namespace: &str, kind: EventType, object: Value) {
+    fn emit(&mut self, rt: &ResourceType, namespace: &str, kind: EventType, object: Arc<Value>) {
         let event = Arc::new(Event { rv: self.rv, key: rt.key(), namespace: namespace.into(), kind, object });
         self.log.push_back(event.clone());
         while self.log.len() > self.log_capacity {
@@ -227,7 +228,7 @@ impl Store {
         self.objects
             .get(&rt.key())
             .and_then(|c| c.get(&(namespace.to_string(), name.to_string())))
-            .cloned()
+            .map(|o| Value::clone(o))
             .ok_or_else(|| ApiError::NotFound(format!("{} \"{name}\" not found", rt.plural)))
     }
 
@@ -254,7 +255,7 @@ impl Store {
                 more = true;
                 break;
             }
-            items.push(object.clone());
+            items.push(Value::clone(object));
             last_key = Some(key.clone());
         }
         let continue_token = more.then(|| last_key.map(|(ns, name)| format!("{ns}/{name}"))).flatten();
@@ -296,10 +297,13 @@ impl Store {
         if self.collection(rt).contains_key(&key) {
             return Err(ApiError::AlreadyExists(format!("{} \"{name}\" already exists", rt.plural)));
         }
-        if rt.status_subresource && rt.plural != "namespaces" && rt.plural != "customresourcedefinitions" {
-            if let Some(map) = object.as_object_mut() {
-                map.remove("status");
-            }
+        // Status is the controller's to write, through the subresource (namespaces and CRDs excepted, as upstream).
+        if rt.status_subresource
+            && rt.plural != "namespaces"
+            && rt.plural != "customresourcedefinitions"
+            && let Some(map) = object.as_object_mut()
+        {
+            map.remove("status");
         }
         let metadata = &mut object["metadata"];
         metadata["name"] = name.into();
@@ -310,12 +314,13 @@ impl Store {
         metadata["creationTimestamp"] = now().into();
         metadata["generation"] = 1.into();
         self.stamp(rt, &mut object);
-        self.collection(rt).insert(key, object.clone());
+        let shared = Arc::new(object);
+        self.collection(rt).insert(key, shared.clone());
         if rt.plural == "customresourcedefinitions" {
-            self.install_crd(&object);
+            self.install_crd(&shared);
         }
-        self.emit(rt, namespace, EventType::Added, object.clone());
-        Ok(object)
+        self.emit(rt, namespace, EventType::Added, shared.clone());
+        Ok(Value::clone(&shared))
     }
 
     fn install_crd(&mut self, crd: &Value) {
@@ -392,18 +397,19 @@ impl Store {
         let key = (namespace.to_string(), name.to_string());
         let deleting = object["metadata"]["deletionTimestamp"].is_string();
         let finalizers_left = object["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
+        let shared = Arc::new(object);
         if deleting && !finalizers_left {
             self.collection(rt).remove(&key);
-            self.emit(rt, namespace, EventType::Deleted, object.clone());
-            self.collect_garbage(&object);
-            return Ok(object);
+            self.emit(rt, namespace, EventType::Deleted, shared.clone());
+            self.collect_garbage(&shared);
+            return Ok(Value::clone(&shared));
         }
-        self.collection(rt).insert(key, object.clone());
+        self.collection(rt).insert(key, shared.clone());
         if rt.plural == "customresourcedefinitions" {
-            self.install_crd(&object);
+            self.install_crd(&shared);
         }
-        self.emit(rt, namespace, EventType::Modified, object.clone());
-        Ok(object)
+        self.emit(rt, namespace, EventType::Modified, shared.clone());
+        Ok(Value::clone(&shared))
     }
 
     /// Deletes an object: with finalizers it only gets a deletionTimestamp; without, it goes, and so do the
@@ -422,14 +428,15 @@ impl Store {
             object["metadata"]["deletionTimestamp"] = now().into();
             object["metadata"]["deletionGracePeriodSeconds"] = 0.into();
             self.stamp(rt, &mut object);
-            self.collection(rt).insert((namespace.into(), name.into()), object.clone());
-            self.emit(rt, namespace, EventType::Modified, object.clone());
-            return Ok(object);
+            let shared = Arc::new(object);
+            self.collection(rt).insert((namespace.into(), name.into()), shared.clone());
+            self.emit(rt, namespace, EventType::Modified, shared.clone());
+            return Ok(Value::clone(&shared));
         }
         self.collection(rt).remove(&(namespace.to_string(), name.to_string()));
         self.rv += 1;
         object["metadata"]["resourceVersion"] = self.rv.to_string().into();
-        self.emit(rt, namespace, EventType::Deleted, object.clone());
+        self.emit(rt, namespace, EventType::Deleted, Arc::new(object.clone()));
         if rt.plural == "namespaces" {
             self.delete_namespace_contents(name);
         }
