@@ -1,7 +1,7 @@
 //! The simulated-runner API: what a runner process does with its JIT config.
 //!
-//! - `POST /_runner/register` `{"jitConfig": "<encodedJITConfig>"}` → `{"id", "name", "runnerScaleSetId"}`;
-//!   a JIT config registers once (409 after).
+//! - `POST /_runner/register` `{"jitConfig": "<encodedJITConfig>"}` → `{"id", "name", "runnerScaleSetId",
+//!   "token"}`; a JIT config registers once (409 after). The token authenticates the calls below.
 //! - `GET /_runner/{id}/job?waitMs=N` (`Authorization: Bearer <token from the JIT config>`) → the job the runner
 //!   runs (200), or 204 when none was assigned within the wait.
 //! - `POST /_runner/{id}/complete` `{"result": "succeeded"}` → 204; the runner then leaves (ephemeral).
@@ -61,7 +61,9 @@ async fn register(State(shared): State<Arc<Shared>>, body: String) -> Response {
         return Refusal::BadRequest("ArgumentException", "jitConfig is not a JIT config".into()).into_response();
     };
     match shared.mutate(|s| s.register_runner(id, &token)) {
-        Ok(runner) => ok_json(&runner),
+        Ok(runner) => ok_json(&json!({
+            "id": runner.id, "name": runner.name, "runnerScaleSetId": runner.runner_scale_set_id, "token": token,
+        })),
         Err(refusal) => refusal.into_response(),
     }
 }
