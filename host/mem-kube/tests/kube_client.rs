@@ -218,3 +218,45 @@ async fn watchers_resume_and_faults_surface_as_api_errors() {
     assert!(matches!(err, kube::Error::Api(ref s) if s.code == 409), "{err}");
     watching.abort();
 }
+
+#[tokio::test]
+async fn lists_page_and_too_old_watches_are_gone() {
+    let kube = MemKube::start(MemKubeOptions { event_log_capacity: 3, ..Default::default() }).await.unwrap();
+    let client = Client::try_from(kube::Config::new(kube.url().parse().unwrap())).unwrap();
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    for i in 0..5 {
+        let map = ConfigMap {
+            metadata: kube::api::ObjectMeta { name: Some(format!("m{i}")), ..Default::default() },
+            ..Default::default()
+        };
+        maps.create(&PostParams::default(), &map).await.unwrap();
+    }
+    let first = maps.list(&ListParams::default().limit(2)).await.unwrap();
+    assert_eq!(first.items.len(), 2);
+    let token = first.metadata.continue_.clone().expect("a continue token");
+    let second = maps.list(&ListParams::default().limit(2).continue_token(&token)).await.unwrap();
+    assert_eq!(second.items.iter().map(|m| m.name_any()).collect::<Vec<_>>(), ["m2", "m3"]);
+    let last = maps
+        .list(&ListParams::default().limit(2).continue_token(second.metadata.continue_.as_deref().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(last.items.len(), 1);
+    assert!(last.metadata.continue_.is_none_or(|c| c.is_empty()));
+
+    let mut stream = maps.watch(&kube::api::WatchParams::default(), "1").await.unwrap().boxed();
+    match stream.next().await {
+        Some(Ok(kube::api::WatchEvent::Error(status))) => assert_eq!(status.code, 410),
+        other => panic!("expected 410 Gone, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn discovery_finds_installed_crds() {
+    let (_kube, client) = cluster().await;
+    install_widget_crd(&client).await;
+    let discovery = kube::discovery::Discovery::new(client).run().await.unwrap();
+    assert!(discovery.has_group("test.gha.dev"));
+    let (resource, caps) = discovery.get("test.gha.dev").unwrap().recommended_kind("Widget").unwrap();
+    assert_eq!(resource.plural, "widgets");
+    assert!(caps.supports_operation(kube::discovery::verbs::WATCH));
+}

@@ -28,6 +28,9 @@ pub struct KubeletOptions {
     pub time_scale: f64,
     /// The env var holding the runner's JIT config.
     pub jit_env: String,
+    /// Containers whose command is one of these names run as real local processes (e.g. `gha-autoscaler` →
+    /// the built binary, so listener pods run the real listener), with their env and Secret volumes.
+    pub binaries: HashMap<String, std::path::PathBuf>,
 }
 
 impl Default for KubeletOptions {
@@ -38,6 +41,7 @@ impl Default for KubeletOptions {
             start_delay: Duration::from_millis(50),
             time_scale: 1.0,
             jit_env: "ACTIONS_RUNNER_INPUT_JITCONFIG".into(),
+            binaries: HashMap::new(),
         }
     }
 }
@@ -60,6 +64,8 @@ enum Workload {
     Runner(String),
     /// A runner pod whose JIT config cannot be read.
     BrokenRunner(String),
+    /// A real local process.
+    Process(crate::process::ProcessSpec),
     /// Anything else: run until deleted.
     Service,
 }
@@ -138,8 +144,28 @@ impl SimulatedKubelet {
         )
     }
 
+    /// Init containers have run to completion by the time the pod runs.
+    fn init_container_statuses(pod: &Pod, finished: &str) -> Value {
+        let init = pod.spec.as_ref().and_then(|s| s.init_containers.clone()).unwrap_or_default();
+        Value::Array(
+            init.iter()
+                .map(|c| {
+                    json!({"name": c.name, "image": c.image.clone().unwrap_or_default(), "imageID": "", "ready": true,
+                           "restartCount": 0, "state": {"terminated": {"exitCode": 0, "reason": "Completed",
+                           "finishedAt": finished}}})
+                })
+                .collect(),
+        )
+    }
+
     async fn workload(&self, pod: &Pod) -> Workload {
         let Some(spec) = pod.spec.as_ref() else { return Workload::Service };
+        if let Some(process) = crate::process::spec_for(&self.client, pod, &self.options.binaries).await {
+            return match process {
+                Ok(process) => Workload::Process(process),
+                Err(why) => Workload::BrokenRunner(why),
+            };
+        }
         let Some(env) =
             spec.containers.iter().flat_map(|c| c.env.iter().flatten()).find(|e| e.name == self.options.jit_env)
         else {
@@ -210,6 +236,7 @@ impl SimulatedKubelet {
         self.set_status(&api, &name, json!({
             "phase": "Running", "podIP": "10.0.0.1", "startTime": started,
             "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }, "lastTransitionTime": started}],
+            "initContainerStatuses": Self::init_container_statuses(&pod, &started),
             "containerStatuses": Self::container_statuses(&pod, running, ready, 0)}))
             .await;
         let terminate = |exit_code: i32, reason: &str| json!({"terminated": {"exitCode": exit_code, "reason": reason, "startedAt": started, "finishedAt": now()}});
@@ -243,6 +270,18 @@ impl SimulatedKubelet {
         }
         let outcome = match self.workload(&pod).await {
             Workload::Service => return,
+            Workload::Process(process) => {
+                let exit_code = process.run().await;
+                let (phase, reason) = if exit_code == 0 { ("Succeeded", "Completed") } else { ("Failed", "Error") };
+                self.set_status(
+                    &api,
+                    &name,
+                    json!({"phase": phase,
+                    "containerStatuses": Self::container_statuses(&pod, terminate(exit_code, reason), false, 0)}),
+                )
+                .await;
+                return;
+            }
             Workload::BrokenRunner(why) => RunnerOutcome::Broken(why),
             Workload::Runner(jit) => match &self.options.actions_url {
                 Some(url) => runner::play(&self.http, url, &jit, self.options.time_scale).await,

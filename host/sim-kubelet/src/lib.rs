@@ -9,6 +9,7 @@
 
 mod faults;
 mod kubelet;
+mod process;
 mod runner;
 
 pub use faults::PodFault;

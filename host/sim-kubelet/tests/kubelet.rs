@@ -24,6 +24,10 @@ struct World {
 }
 
 async fn world() -> World {
+    world_with(std::collections::HashMap::new()).await
+}
+
+async fn world_with(binaries: std::collections::HashMap<String, std::path::PathBuf>) -> World {
     let kube = MemKube::start(MemKubeOptions::default()).await.unwrap();
     let client = Client::try_from(kube::Config::new(kube.url().parse().unwrap())).unwrap();
     let fake = FakeActions::start(FakeOptions { long_poll_hold: Duration::from_millis(100), ..Default::default() })
@@ -40,6 +44,7 @@ async fn world() -> World {
         actions_url: Some(fake.base_url()),
         start_delay: Duration::from_millis(20),
         time_scale: 0.01,
+        binaries,
         ..Default::default()
     };
     let kubelet = SimulatedKubelet::new(client.clone(), options);
@@ -127,4 +132,37 @@ async fn pod_faults_show_as_kubernetes_reports_them() {
     assert_eq!(status.phase.as_deref(), Some("Pending"));
     let waiting = status.container_statuses.unwrap()[0].state.clone().unwrap().waiting.unwrap();
     assert!(matches!(waiting.reason.as_deref(), Some("ErrImagePull" | "ImagePullBackOff")), "{waiting:?}");
+}
+
+#[tokio::test]
+async fn mapped_commands_run_as_local_processes_with_their_secrets_mounted() {
+    let world = world_with([("sh".to_string(), std::path::PathBuf::from("/bin/sh"))].into()).await;
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta { name: Some("listener-config".into()), ..Default::default() },
+        data: Some([("config.json".to_string(), k8s_openapi::ByteString(b"{\"hello\": 1}".to_vec()))].into()),
+        ..Default::default()
+    };
+    world.secrets.create(&PostParams::default(), &secret).await.unwrap();
+    for (name, needle) in [("listener-ok", "hello"), ("listener-bad", "absent")] {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {
+                "restartPolicy": "Never",
+                "initContainers": [{"name": "init", "image": "busybox"}],
+                "containers": [{
+                    "name": "listener", "image": "gha-autoscaler",
+                    "command": ["sh", "-c", format!("grep -q {needle} \"$LISTENER_CONFIG_PATH\" || exit 3")],
+                    "env": [{"name": "LISTENER_CONFIG_PATH", "value": "/etc/gha-listener/config.json"}],
+                    "volumeMounts": [{"name": "config", "mountPath": "/etc/gha-listener"}]}],
+                "volumes": [{"name": "config", "secret": {"secretName": "listener-config"}}]}
+        }))
+        .unwrap();
+        world.pods.create(&PostParams::default(), &pod).await.unwrap();
+    }
+    let ok = wait_for_phase(&world.pods, "listener-ok", "Succeeded").await;
+    assert_eq!(terminated(&ok).0, 0);
+    let init = ok.status.unwrap().init_container_statuses.unwrap();
+    assert_eq!(init[0].state.clone().unwrap().terminated.unwrap().reason.as_deref(), Some("Completed"));
+    let bad = wait_for_phase(&world.pods, "listener-bad", "Failed").await;
+    assert_eq!(terminated(&bad).0, 3);
 }

@@ -1,0 +1,106 @@
+//! Containers that run as real local processes: the command is mapped to a local binary, env values are
+//! resolved (literal or from Secrets), and Secret volumes are written to a private directory whose path replaces
+//! the mount path in env values and arguments. The process is killed when the pod's task is aborted (pod deleted).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::{Api, Client, ResourceExt};
+
+/// A process to run for a pod.
+pub(crate) struct ProcessSpec {
+    program: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    /// Holds the mounted files while the process runs.
+    _volumes: tempfile::TempDir,
+}
+
+impl ProcessSpec {
+    /// Runs the process to its end; its exit code (or 1 when it could not start, 137 when killed).
+    pub(crate) async fn run(self) -> i32 {
+        let child = tokio::process::Command::new(&self.program)
+            .args(&self.args)
+            .envs(self.env.iter().cloned())
+            .kill_on_drop(true)
+            .spawn();
+        match child {
+            Ok(mut child) => match child.wait().await {
+                Ok(status) => status.code().unwrap_or(137),
+                Err(_) => 1,
+            },
+            Err(e) => {
+                tracing::warn!(program = %self.program.display(), error = %e, "cannot start the container process");
+                1
+            }
+        }
+    }
+}
+
+async fn secret_data(client: &Client, namespace: &str, name: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let secret = secrets.get(name).await.map_err(|e| format!("secret {name}: {e}"))?;
+    let mut data: Vec<(String, Vec<u8>)> = secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
+    data.extend(secret.string_data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())));
+    Ok(data)
+}
+
+/// The process for a pod's first container if its command maps to a local binary; None otherwise.
+pub(crate) async fn spec_for(
+    client: &Client,
+    pod: &Pod,
+    binaries: &HashMap<String, PathBuf>,
+) -> Option<Result<ProcessSpec, String>> {
+    let spec = pod.spec.as_ref()?;
+    let container = spec.containers.first()?;
+    let command = container.command.clone().unwrap_or_default();
+    let name = command.first()?.rsplit('/').next()?.to_string();
+    let program = binaries.get(&name)?.clone();
+    Some(build(client, pod, program, command, container).await)
+}
+
+async fn build(
+    client: &Client,
+    pod: &Pod,
+    program: PathBuf,
+    command: Vec<String>,
+    container: &k8s_openapi::api::core::v1::Container,
+) -> Result<ProcessSpec, String> {
+    let namespace = pod.namespace().unwrap_or_default();
+    let volumes = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let mut mounts: Vec<(String, String)> = Vec::new();
+    let pod_volumes = pod.spec.as_ref().and_then(|s| s.volumes.clone()).unwrap_or_default();
+    for mount in container.volume_mounts.iter().flatten() {
+        let Some(secret) = pod_volumes.iter().find(|v| v.name == mount.name).and_then(|v| v.secret.as_ref()) else {
+            continue;
+        };
+        let secret_name = secret.secret_name.clone().unwrap_or_default();
+        let dir = volumes.path().join(&mount.name);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        for (key, bytes) in secret_data(client, &namespace, &secret_name).await? {
+            std::fs::write(dir.join(&key), bytes).map_err(|e| e.to_string())?;
+        }
+        mounts.push((mount.mount_path.trim_end_matches('/').to_string(), dir.display().to_string()));
+    }
+    let remap = |value: &str| -> String {
+        mounts.iter().fold(value.to_string(), |v, (from, to)| {
+            if v.starts_with(from.as_str()) { v.replacen(from.as_str(), to, 1) } else { v }
+        })
+    };
+    let mut env = Vec::new();
+    for var in container.env.iter().flatten() {
+        let value = match (&var.value, var.value_from.as_ref().and_then(|v| v.secret_key_ref.as_ref())) {
+            (Some(value), _) => value.clone(),
+            (None, Some(key_ref)) => {
+                let data = secret_data(client, &namespace, &key_ref.name).await?;
+                let bytes = data.into_iter().find(|(k, _)| *k == key_ref.key).map(|(_, v)| v).unwrap_or_default();
+                String::from_utf8_lossy(&bytes).into_owned()
+            }
+            (None, None) => String::new(),
+        };
+        env.push((var.name.clone(), remap(&value)));
+    }
+    let args: Vec<String> = command[1..].iter().chain(container.args.iter().flatten()).map(|a| remap(a)).collect();
+    Ok(ProcessSpec { program, args, env, _volumes: volumes })
+}
