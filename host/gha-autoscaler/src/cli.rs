@@ -1,6 +1,7 @@
 //! Command-line interface: a `Cli` holding one `Command`; each subcommand parses into typed values and calls
 //! library code.
 
+mod crds;
 mod kube_api;
 mod policy;
 
@@ -31,6 +32,8 @@ pub enum Command {
     Policy(policy::PolicyArgs),
     /// Serve an in-memory Kubernetes API with a kubeconfig for kubectl.
     KubeApi(kube_api::KubeApiArgs),
+    /// Print the CRDs generated from the Rust types.
+    Crds(crds::CrdsArgs),
 }
 
 impl Command {
@@ -39,6 +42,7 @@ impl Command {
         match self {
             Command::Policy(args) => args.execute().await,
             Command::KubeApi(args) => args.execute().await,
+            Command::Crds(args) => args.execute(),
         }
     }
 }

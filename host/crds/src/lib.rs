@@ -1,0 +1,30 @@
+//! ARC's four CRDs (`actions.github.com/v1alpha1`) as Rust types with ARC's field names and print columns, so
+//! users migrate by changing the chart, plus gha-autoscaler's optional `spec.policy`.
+#![deny(missing_docs)]
+
+mod autoscaling_listener;
+mod autoscaling_runner_set;
+mod common;
+mod ephemeral_runner;
+mod ephemeral_runner_set;
+mod policy;
+
+pub use autoscaling_listener::{AutoscalingListener, AutoscalingListenerSpec, AutoscalingListenerStatus};
+pub use autoscaling_runner_set::{AutoscalingRunnerSet, AutoscalingRunnerSetSpec, AutoscalingRunnerSetStatus};
+pub use common::*;
+pub use ephemeral_runner::{EphemeralRunner, EphemeralRunnerSpec, EphemeralRunnerStatus};
+pub use ephemeral_runner_set::{EphemeralRunnerSet, EphemeralRunnerSetSpec, EphemeralRunnerSetStatus};
+pub use policy::*;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+
+/// The four CRDs.
+pub fn all() -> Vec<CustomResourceDefinition> {
+    vec![AutoscalingRunnerSet::crd(), EphemeralRunnerSet::crd(), EphemeralRunner::crd(), AutoscalingListener::crd()]
+}
+
+/// The CRDs as one multi-document YAML stream (what `gha-autoscaler crds` prints and the chart ships).
+pub fn yaml() -> String {
+    all().iter().map(|crd| serde_yaml::to_string(crd).unwrap_or_default()).collect::<Vec<_>>().join("---\n")
+}
