@@ -406,6 +406,7 @@ impl ActionsClient {
             StatusCode::OK => message::decode(redact(&url), &response.text).map(Some),
             StatusCode::ACCEPTED => Ok(None),
             StatusCode::UNAUTHORIZED => Err(Error::MessageQueueTokenExpired),
+            StatusCode::NOT_FOUND => Err(Error::SessionNotFound(response.error(&Method::GET, &url).to_string())),
             _ => Err(response.error(&Method::GET, &url)),
         }
     }
@@ -422,8 +423,9 @@ impl ActionsClient {
         let request = Request::new(Method::DELETE, &url).auth(format!("Bearer {}", session.message_queue_access_token));
         let response = self.send(request).await?;
         match response.status {
-            s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
+            s if s.is_success() => Ok(()),
             StatusCode::UNAUTHORIZED => Err(Error::MessageQueueTokenExpired),
+            StatusCode::NOT_FOUND => Err(Error::SessionNotFound(response.error(&Method::DELETE, &url).to_string())),
             _ => Err(response.error(&Method::DELETE, &url)),
         }
     }

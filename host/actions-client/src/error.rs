@@ -27,6 +27,9 @@ pub enum Error {
     /// 401 on a message-queue operation: refresh the session.
     #[error("the message queue token expired")]
     MessageQueueTokenExpired,
+    /// 404 on a message-queue operation: the service dropped the session; open a new one.
+    #[error("the message session no longer exists: {0}")]
+    SessionNotFound(String),
     /// 409 on session creation: another listener holds the session.
     #[error("the scale set already has an active session: {0}")]
     SessionConflict(String),
@@ -85,6 +88,7 @@ impl Error {
             Error::JobStillRunning(_) => "job_still_running",
             Error::MessageQueueTokenExpired => "queue_token_expired",
             Error::SessionConflict(_) => "session_conflict",
+            Error::SessionNotFound(_) => "session_not_found",
             Error::ScaleSetNotFound(_) => "scale_set_not_found",
             Error::RunnerGroup(_) => "runner_group",
             Error::InvalidResponse { .. } => "invalid_response",

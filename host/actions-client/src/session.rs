@@ -12,6 +12,7 @@ use crate::model::{Session, Statistics};
 pub struct MessageSession {
     client: Arc<ActionsClient>,
     scale_set_id: i64,
+    owner: String,
     session: Mutex<Session>,
 }
 
@@ -22,7 +23,7 @@ impl MessageSession {
     /// [`Error::SessionConflict`], [`Error::ScaleSetNotFound`], HTTP errors.
     pub async fn open(client: Arc<ActionsClient>, scale_set_id: i64, owner: &str) -> Result<Self> {
         let session = client.create_session(scale_set_id, owner).await?;
-        Ok(MessageSession { client, scale_set_id, session: Mutex::new(session) })
+        Ok(MessageSession { client, scale_set_id, owner: owner.to_string(), session: Mutex::new(session) })
     }
 
     fn current(&self) -> Session {
@@ -39,21 +40,26 @@ impl MessageSession {
         self.current().session_id
     }
 
-    /// Runs a queue operation; on an expired token refreshes the session and tries once more.
+    /// Runs a queue operation; on an expired token refreshes the session, on a dropped session opens a new
+    /// one (which says [`Error::ScaleSetNotFound`] when the scale set is gone), and tries once more.
     async fn with_refresh<T, F, Fut>(&self, op: F) -> Result<T>
     where
         F: Fn(Session) -> Fut,
         Fut: Future<Output = Result<T>>,
     {
-        match op(self.current()).await {
+        let replacement = match op(self.current()).await {
             Err(Error::MessageQueueTokenExpired) => {
                 tracing::info!(scale_set_id = self.scale_set_id, "message queue token expired; refreshing the session");
-                let refreshed = self.client.refresh_session(self.scale_set_id, &self.current().session_id).await?;
-                *self.session.lock().unwrap_or_else(|e| e.into_inner()) = refreshed.clone();
-                op(refreshed).await
+                self.client.refresh_session(self.scale_set_id, &self.current().session_id).await?
             }
-            other => other,
-        }
+            Err(Error::SessionNotFound(why)) => {
+                tracing::warn!(scale_set_id = self.scale_set_id, %why, "the message session was dropped; opening a new one");
+                self.client.create_session(self.scale_set_id, &self.owner).await?
+            }
+            other => return other,
+        };
+        *self.session.lock().unwrap_or_else(|e| e.into_inner()) = replacement.clone();
+        op(replacement).await
     }
 
     /// Long-polls for the next message after `last_message_id`, advertising `max_capacity`.

@@ -270,9 +270,16 @@ async fn an_expired_queue_token_is_refreshed_once() {
     session.delete_message(message.id).await.unwrap();
     assert_eq!(fake.request_counts()["PATCH /_service/_apis/runtime/runnerscalesets/{id}/sessions/{id}"], 2);
 
-    // A session the service dropped is an error the listener must handle, not a silent retry loop.
+    // A session the service dropped is replaced by a new one.
+    let old = session.id();
     fake.with_state(|s| s.drop_sessions_of(set.id));
-    assert!(session.get_message(message.id, 5).await.is_err());
+    assert!(session.get_message(message.id, 5).await.unwrap().is_none());
+    assert_ne!(session.id(), old);
+    assert_eq!(fake.with_state(|s| s.sessions()).len(), 1);
+
+    // And when the scale set itself is gone, that is what the caller hears.
+    fake.with_state(|s| s.delete_scale_set(set.id));
+    assert!(matches!(session.get_message(0, 5).await, Err(Error::ScaleSetNotFound(_))));
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 
 mod crds;
 mod kube_api;
+mod listener;
 mod policy;
 
 use std::process::ExitCode;
@@ -34,6 +35,8 @@ pub enum Command {
     KubeApi(kube_api::KubeApiArgs),
     /// Print the CRDs generated from the Rust types.
     Crds(crds::CrdsArgs),
+    /// Run the listener of one scale set (what listener pods run).
+    Listener(listener::ListenerArgs),
 }
 
 impl Command {
@@ -43,6 +46,7 @@ impl Command {
             Command::Policy(args) => args.execute().await,
             Command::KubeApi(args) => args.execute().await,
             Command::Crds(args) => args.execute(),
+            Command::Listener(args) => args.execute().await,
         }
     }
 }

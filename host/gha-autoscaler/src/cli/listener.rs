@@ -1,0 +1,62 @@
+//! `gha-autoscaler listener`: the per-scale-set listener process (what the listener pod runs).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use gha_listener::{EXIT_INVALID_CONFIG, ListenerConfig};
+
+/// Run the listener of one scale set: long poll, ask the policy, patch the EphemeralRunnerSet.
+#[derive(Debug, Args)]
+pub struct ListenerArgs {
+    /// The config file (ARC's listener JSON keys plus `policy`).
+    #[arg(long, env = "LISTENER_CONFIG_PATH", default_value = "/etc/gha-listener/config.json")]
+    config: PathBuf,
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("shutting down: finishing the message in hand and deleting the session");
+}
+
+impl ListenerArgs {
+    pub async fn execute(self) -> anyhow::Result<ExitCode> {
+        let text =
+            std::fs::read_to_string(&self.config).with_context(|| format!("reading {}", self.config.display()))?;
+        let config = match ListenerConfig::parse(&text) {
+            Ok(config) => config,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(EXIT_INVALID_CONFIG));
+            }
+        };
+        let kube = match &config.kubernetes_api_url {
+            Some(url) => kube::Client::try_from(kube::Config::new(url.parse().context("kubernetes_api_url")?))?,
+            None => kube::Client::try_default().await.context("connecting to Kubernetes")?,
+        };
+        match gha_listener::run(config, kube, shutdown_signal()).await {
+            Ok(()) => Ok(ExitCode::SUCCESS),
+            Err(e) => {
+                tracing::error!(error = %e, "listener stopped");
+                Ok(ExitCode::from(e.exit_code()))
+            }
+        }
+    }
+}

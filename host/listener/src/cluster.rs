@@ -1,0 +1,100 @@
+//! The Kubernetes side of the listener, behind a small interface so the loop is testable: patch the
+//! EphemeralRunnerSet, read its counts, mark a runner busy, label a runner pod.
+
+use std::future::Future;
+
+use gha_actions_client::model::JobFields;
+use gha_crds::{EphemeralRunner, EphemeralRunnerSet};
+use gha_policy_engine::types::{PodMetadata, RunnerCounts};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client};
+use serde_json::{Map, Value, json};
+
+/// What the listener does to the cluster.
+pub trait Cluster: Send + Sync {
+    /// Merge-patches `replicas` (0 → field removed) and `patchID` on the EphemeralRunnerSet.
+    fn patch_runner_set(&self, replicas: u32, patch_id: i64) -> impl Future<Output = kube::Result<()>> + Send;
+    /// The EphemeralRunnerSet's runner counts.
+    fn runner_counts(&self) -> impl Future<Output = kube::Result<RunnerCounts>> + Send;
+    /// Writes the job fields into the runner's EphemeralRunner status (absent runners are ignored).
+    fn job_started(&self, runner_name: &str, job: &JobFields) -> impl Future<Output = kube::Result<()>> + Send;
+    /// Sets labels and annotations on the runner's pod (absent pods are ignored).
+    fn label_runner_pod(
+        &self,
+        runner_name: &str,
+        metadata: &PodMetadata,
+    ) -> impl Future<Output = kube::Result<()>> + Send;
+}
+
+/// The real cluster through `kube::Client`.
+#[derive(Clone)]
+pub struct KubeCluster {
+    runner_sets: Api<EphemeralRunnerSet>,
+    runners: Api<EphemeralRunner>,
+    pods: Api<Pod>,
+    runner_set: String,
+}
+
+impl KubeCluster {
+    /// The cluster side of the listener of `namespace/runner_set`.
+    pub fn new(client: Client, namespace: &str, runner_set: &str) -> Self {
+        KubeCluster {
+            runner_sets: Api::namespaced(client.clone(), namespace),
+            runners: Api::namespaced(client.clone(), namespace),
+            pods: Api::namespaced(client, namespace),
+            runner_set: runner_set.into(),
+        }
+    }
+}
+
+fn ignore_not_found(result: kube::Result<()>) -> kube::Result<()> {
+    match result {
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        other => other,
+    }
+}
+
+fn to_map(pairs: &[(String, String)]) -> Value {
+    Value::Object(pairs.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<Map<_, _>>())
+}
+
+impl Cluster for KubeCluster {
+    async fn patch_runner_set(&self, replicas: u32, patch_id: i64) -> kube::Result<()> {
+        let replicas = if replicas == 0 { Value::Null } else { json!(replicas) };
+        let patch = json!({"spec": {"replicas": replicas, "patchID": patch_id}});
+        self.runner_sets.patch(&self.runner_set, &PatchParams::default(), &Patch::Merge(&patch)).await.map(|_| ())
+    }
+
+    async fn runner_counts(&self) -> kube::Result<RunnerCounts> {
+        let status = self.runner_sets.get(&self.runner_set).await?.status.unwrap_or_default();
+        let count = |v: Option<i32>| v.unwrap_or(0).max(0) as u32;
+        Ok(RunnerCounts {
+            current: count(status.current_replicas),
+            pending: count(status.pending_ephemeral_runners),
+            running: count(status.running_ephemeral_runners),
+            failed: count(status.failed_ephemeral_runners),
+        })
+    }
+
+    async fn job_started(&self, runner_name: &str, job: &JobFields) -> kube::Result<()> {
+        let repository = format!("{}/{}", job.owner_name, job.repository_name);
+        let patch = json!({"status": {
+            "jobRequestId": job.runner_request_id, "jobId": job.job_id, "jobRepositoryName": repository,
+            "jobWorkflowRef": job.job_workflow_ref, "workflowRunId": job.workflow_run_id,
+            "jobDisplayName": job.job_display_name,
+        }});
+        ignore_not_found(
+            self.runners.patch_status(runner_name, &PatchParams::default(), &Patch::Merge(&patch)).await.map(|_| ()),
+        )
+    }
+
+    async fn label_runner_pod(&self, runner_name: &str, metadata: &PodMetadata) -> kube::Result<()> {
+        if metadata.labels.is_empty() && metadata.annotations.is_empty() {
+            return Ok(());
+        }
+        let patch =
+            json!({"metadata": {"labels": to_map(&metadata.labels), "annotations": to_map(&metadata.annotations)}});
+        ignore_not_found(self.pods.patch(runner_name, &PatchParams::default(), &Patch::Merge(&patch)).await.map(|_| ()))
+    }
+}

@@ -1,0 +1,162 @@
+//! The listener's config file: ARC's JSON keys (`LISTENER_CONFIG_PATH`) plus the scale set's policy.
+
+use gha_actions_client::Credentials;
+use gha_policy_engine::PolicySpec;
+use serde::Deserialize;
+
+/// ARC's listener config (`cmd/ghalistener/config`), plus `policy`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+#[allow(missing_docs, reason = "ARC's keys")]
+pub struct ListenerConfig {
+    pub configure_url: String,
+    pub github_token: String,
+    pub github_app_id: String,
+    pub github_app_installation_id: i64,
+    pub github_app_private_key: String,
+    pub vault_type: String,
+    pub ephemeral_runner_set_namespace: String,
+    pub ephemeral_runner_set_name: String,
+    pub max_runners: i64,
+    pub min_runners: i64,
+    pub runner_scale_set_id: i64,
+    pub runner_scale_set_name: String,
+    pub server_root_ca: String,
+    pub log_level: String,
+    pub log_format: String,
+    pub metrics_addr: String,
+    pub metrics_endpoint: String,
+    /// gha-autoscaler: the scale set's policy (absent = built-in `arc-default`).
+    pub policy: Option<PolicySpec>,
+    /// gha-autoscaler: how long to keep retrying a session conflict (seconds; default 600).
+    pub session_conflict_timeout_seconds: Option<u64>,
+    /// gha-autoscaler: the Kubernetes API server (default: in-cluster config).
+    pub kubernetes_api_url: Option<String>,
+}
+
+/// A config error naming the field.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid listener config: {field}: {message}")]
+pub struct ConfigError {
+    /// The offending key.
+    pub field: &'static str,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError { field, message: message.into() }
+}
+
+impl ListenerConfig {
+    /// Parses the JSON text.
+    ///
+    /// # Errors
+    /// Malformed JSON, or a config that fails [`ListenerConfig::validate`].
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let config: ListenerConfig = serde_json::from_str(text).map_err(|e| invalid("(file)", e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// ARC's checks: URL, ERS namespace and name, a scale set id, max ≥ min, and usable credentials.
+    ///
+    /// # Errors
+    /// The first problem, naming the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.configure_url.trim().is_empty() {
+            return Err(invalid("configure_url", "is required"));
+        }
+        if self.ephemeral_runner_set_namespace.is_empty() {
+            return Err(invalid("ephemeral_runner_set_namespace", "is required"));
+        }
+        if self.ephemeral_runner_set_name.is_empty() {
+            return Err(invalid("ephemeral_runner_set_name", "is required"));
+        }
+        if self.runner_scale_set_id <= 0 {
+            return Err(invalid("runner_scale_set_id", "must be a positive scale set id"));
+        }
+        if self.min_runners < 0 {
+            return Err(invalid("min_runners", "must be >= 0"));
+        }
+        if self.max_runners < self.min_runners {
+            return Err(invalid(
+                "max_runners",
+                format!("{} is below min_runners {}", self.max_runners, self.min_runners),
+            ));
+        }
+        if !self.vault_type.is_empty() {
+            return Err(invalid("vault_type", "vaults are not supported yet; use github_token or a GitHub App"));
+        }
+        self.credentials().map(|_| ())
+    }
+
+    /// The credentials: a token, or a complete GitHub App.
+    ///
+    /// # Errors
+    /// Neither, or an incomplete app.
+    pub fn credentials(&self) -> Result<Credentials, ConfigError> {
+        if !self.github_token.is_empty() {
+            return Ok(Credentials::Token(self.github_token.clone()));
+        }
+        if self.github_app_id.is_empty() {
+            return Err(invalid("github_token", "set github_token or github_app_id"));
+        }
+        if self.github_app_installation_id <= 0 {
+            return Err(invalid("github_app_installation_id", "is required with github_app_id"));
+        }
+        if self.github_app_private_key.is_empty() {
+            return Err(invalid("github_app_private_key", "is required with github_app_id"));
+        }
+        Ok(Credentials::App {
+            app_id: self.github_app_id.clone(),
+            installation_id: self.github_app_installation_id,
+            private_key_pem: self.github_app_private_key.clone(),
+        })
+    }
+
+    /// min and max as u32 (validated non-negative, capped).
+    pub fn bounds(&self) -> (u32, u32) {
+        let clamp = |v: i64| v.clamp(0, i64::from(i32::MAX)) as u32;
+        (clamp(self.min_runners), clamp(self.max_runners))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> serde_json::Value {
+        serde_json::json!({
+            "configure_url": "https://github.com/acme", "github_token": "t",
+            "ephemeral_runner_set_namespace": "ci", "ephemeral_runner_set_name": "ers",
+            "runner_scale_set_id": 7, "min_runners": 1, "max_runners": 5
+        })
+    }
+
+    #[test]
+    fn a_valid_config_parses_with_its_policy() {
+        let mut config = valid();
+        config["policy"] = serde_json::json!({"source": {"builtIn": "warm-pool"}, "config": {"scaleFactor": 1}});
+        let parsed = ListenerConfig::parse(&config.to_string()).unwrap();
+        assert_eq!(parsed.bounds(), (1, 5));
+        assert!(parsed.policy.is_some());
+    }
+
+    #[test]
+    fn invalid_configs_name_the_field() {
+        for (key, value, field) in [
+            ("configure_url", serde_json::json!(""), "configure_url"),
+            ("runner_scale_set_id", serde_json::json!(0), "runner_scale_set_id"),
+            ("max_runners", serde_json::json!(0), "max_runners"),
+            ("github_token", serde_json::json!(""), "github_token"),
+            ("vault_type", serde_json::json!("azure_key_vault"), "vault_type"),
+        ] {
+            let mut config = valid();
+            config[key] = value;
+            let err = ListenerConfig::parse(&config.to_string()).unwrap_err();
+            assert_eq!(err.field, field, "{err}");
+        }
+        assert_eq!(ListenerConfig::parse("{not json").unwrap_err().field, "(file)");
+    }
+}

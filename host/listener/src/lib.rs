@@ -1,0 +1,182 @@
+//! The scale-set listener: one process per scale set turns Actions-service messages into the desired runner
+//! count by asking the scale set's Wasm policy, and patches the EphemeralRunnerSet (ARC's patchID protocol, with
+//! the drain decision made by the policy).
+//!
+//! Where ARC crash-loops, this listener retries: a session conflict (409) is retried with jittered backoff for a
+//! configurable time, transient errors back off, an expired queue token refreshes the session; a scale set that is
+//! gone exits with [`EXIT_SCALE_SET_GONE`] so the controller re-registers it.
+#![deny(missing_docs)]
+
+mod cluster;
+mod config;
+mod listener;
+mod metrics;
+mod patch_id;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gha_actions_client::{ActionsClient, ClientOptions, Error as ClientError, MessageSession, Scope, UserAgent};
+use gha_policy_engine::types::{Bounds, ScaleSetRef};
+use gha_policy_engine::{EngineOptions, PolicyEngine, PolicyMetrics, PolicySpec, ScaleSetPolicy};
+use tokio::time::Instant;
+
+pub use cluster::{Cluster, KubeCluster};
+pub use config::{ConfigError, ListenerConfig};
+pub use listener::{Listener, LoopError};
+pub use metrics::{ListenerMetrics, ScaleSetLabels};
+pub use patch_id::PatchSequence;
+
+/// Exit code for an invalid config.
+pub const EXIT_INVALID_CONFIG: u8 = 2;
+/// Exit code when the scale set is gone on GitHub (the controller re-registers it).
+pub const EXIT_SCALE_SET_GONE: u8 = 3;
+
+/// Why the listener stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenerError {
+    /// The config cannot be used.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The scale set is gone.
+    #[error("{0}")]
+    ScaleSetGone(String),
+    /// Anything else that stops the listener.
+    #[error("{0}")]
+    Fatal(String),
+}
+
+impl ListenerError {
+    /// The process exit code.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ListenerError::Config(_) => EXIT_INVALID_CONFIG,
+            ListenerError::ScaleSetGone(_) => EXIT_SCALE_SET_GONE,
+            ListenerError::Fatal(_) => 1,
+        }
+    }
+}
+
+/// Opens the session, retrying conflicts (a stale session of a killed listener) and transient errors until
+/// `timeout`.
+async fn open_session(
+    client: Arc<ActionsClient>,
+    scale_set_id: i64,
+    owner: &str,
+    timeout: Duration,
+) -> Result<MessageSession, ListenerError> {
+    let deadline = Instant::now() + timeout;
+    let mut attempt = 0;
+    loop {
+        match MessageSession::open(client.clone(), scale_set_id, owner).await {
+            Ok(session) => return Ok(session),
+            Err(ClientError::ScaleSetNotFound(why)) => return Err(ListenerError::ScaleSetGone(why)),
+            Err(e @ (ClientError::InvalidConfigUrl(_) | ClientError::InvalidCredentials(_))) => {
+                return Err(ListenerError::Fatal(e.to_string()));
+            }
+            Err(e) if Instant::now() < deadline => {
+                let wait = listener::backoff(attempt);
+                attempt += 1;
+                tracing::warn!(error = %e, ?wait, "could not open the message session; retrying");
+                tokio::time::sleep(wait).await;
+            }
+            Err(e) => return Err(ListenerError::Fatal(format!("giving up opening the session: {e}"))),
+        }
+    }
+}
+
+fn scale_set_labels(config: &ListenerConfig, client: &ActionsClient) -> ScaleSetLabels {
+    let (enterprise, organization, repository) = match &client.config().scope {
+        Scope::Enterprise(e) => (e.clone(), String::new(), String::new()),
+        Scope::Organization(o) => (String::new(), o.clone(), String::new()),
+        Scope::Repository { owner, repo } => (String::new(), owner.clone(), repo.clone()),
+    };
+    ScaleSetLabels {
+        name: config.ephemeral_runner_set_name.clone(),
+        namespace: config.ephemeral_runner_set_namespace.clone(),
+        enterprise,
+        organization,
+        repository,
+    }
+}
+
+async fn serve_metrics(
+    addr: &str,
+    endpoint: &str,
+    registry: prometheus_client::registry::Registry,
+) -> Result<(), ListenerError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| ListenerError::Fatal(format!("metrics address {addr}: {e}")))?;
+    let registry = Arc::new(registry);
+    let path = if endpoint.is_empty() { "/metrics".to_string() } else { endpoint.to_string() };
+    let app = axum::Router::new().route(
+        &path,
+        axum::routing::get(move || {
+            let registry = registry.clone();
+            async move {
+                let mut text = String::new();
+                let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
+                ([("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::warn!(error = %e, "metrics server stopped");
+        }
+    });
+    Ok(())
+}
+
+/// Runs the listener of `config` until `shutdown`.
+///
+/// # Errors
+/// See [`ListenerError`]; its [`ListenerError::exit_code`] is the process's.
+pub async fn run(
+    config: ListenerConfig,
+    kube: kube::Client,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ListenerError> {
+    config.validate()?;
+    let mut options = ClientOptions::new(config.configure_url.clone(), config.credentials()?);
+    options.user_agent = UserAgent { subsystem: "listener".into(), ..UserAgent::default() };
+    if !config.server_root_ca.is_empty() {
+        options.root_ca_pem = Some(config.server_root_ca.clone());
+    }
+    let client = Arc::new(ActionsClient::new(options).map_err(|e| ListenerError::Fatal(e.to_string()))?);
+    client.set_scale_set_id(config.runner_scale_set_id);
+
+    let policy_metrics = Arc::new(PolicyMetrics::default());
+    let engine = PolicyEngine::new(EngineOptions::default(), policy_metrics.clone())
+        .map_err(|e| ListenerError::Fatal(e.to_string()))?;
+    let spec = config.policy.clone().unwrap_or_else(|| PolicySpec::built_in("arc-default"));
+    let scale_set = ScaleSetRef {
+        namespace: config.ephemeral_runner_set_namespace.clone(),
+        name: config.runner_scale_set_name.clone(),
+        id: config.runner_scale_set_id as u64,
+        ..Default::default()
+    };
+    let policy = Arc::new(
+        ScaleSetPolicy::load(&engine, scale_set, spec)
+            .await
+            .map_err(|e| ListenerError::Fatal(format!("policy: {e}")))?,
+    );
+    let metrics = Arc::new(ListenerMetrics::new(scale_set_labels(&config, &client)));
+    if !config.metrics_addr.is_empty() {
+        let mut registry = prometheus_client::registry::Registry::default();
+        metrics.register(&mut registry);
+        policy_metrics.register(&mut registry);
+        serve_metrics(&config.metrics_addr, &config.metrics_endpoint, registry).await?;
+    }
+    let owner = std::env::var("HOSTNAME").unwrap_or_else(|_| format!("listener-{}", config.runner_scale_set_id));
+    let timeout = Duration::from_secs(config.session_conflict_timeout_seconds.unwrap_or(600));
+    let session = open_session(client, config.runner_scale_set_id, &owner, timeout).await?;
+    let (min, max) = config.bounds();
+    let cluster = KubeCluster::new(kube, &config.ephemeral_runner_set_namespace, &config.ephemeral_runner_set_name);
+    Listener::new(session, policy, cluster, metrics, Bounds { min_runners: min, max_runners: max })
+        .run(shutdown)
+        .await
+        .map_err(|LoopError::ScaleSetGone(why)| ListenerError::ScaleSetGone(why))
+}

@@ -1,0 +1,266 @@
+//! The main loop: first decision from the session statistics, then per message: statistics → ack → acquire →
+//! JobStarted (runner marked busy, pod labelled by the policy) → JobCompleted → decide. An empty poll decides
+//! again; a policy's requeue-after decides in the middle of a long poll.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use gha_actions_client::model::Statistics;
+use gha_actions_client::{Error as ClientError, JobMessage, Message, MessageSession};
+use gha_policy_engine::ScaleSetPolicy;
+use gha_policy_engine::types::{Bounds, JobEvent, JobPhase, JobStatistics, ScaleDecision, ScaleInput};
+use rand::Rng;
+use tokio::time::Instant;
+
+use crate::cluster::Cluster;
+use crate::metrics::ListenerMetrics;
+use crate::patch_id::PatchSequence;
+
+/// Why the loop ended with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum LoopError {
+    /// The scale set is gone on GitHub: the controller must re-register it.
+    #[error("the runner scale set no longer exists: {0}")]
+    ScaleSetGone(String),
+}
+
+/// What the loop keeps between iterations.
+struct State {
+    last_message_id: i64,
+    statistics: Statistics,
+    previous: Option<(ScaleDecision, u64)>,
+    events_since: u32,
+    patches: PatchSequence,
+    capacity: u32,
+    decide_at: Option<Instant>,
+}
+
+/// One scale set's listener loop.
+pub struct Listener<C: Cluster> {
+    session: MessageSession,
+    policy: Arc<ScaleSetPolicy>,
+    cluster: C,
+    metrics: Arc<ListenerMetrics>,
+    bounds: Bounds,
+    state: State,
+}
+
+fn to_job_statistics(s: &Statistics) -> JobStatistics {
+    JobStatistics {
+        available_jobs: s.total_available_jobs,
+        acquired_jobs: s.total_acquired_jobs,
+        assigned_jobs: s.total_assigned_jobs,
+        running_jobs: s.total_running_jobs,
+        registered_runners: s.total_registered_runners,
+        busy_runners: s.total_busy_runners,
+        idle_runners: s.total_idle_runners,
+    }
+}
+
+/// Exponential backoff with jitter for transient errors, capped at 30 s.
+pub(crate) fn backoff(attempt: u32) -> Duration {
+    let base = Duration::from_millis(500).saturating_mul(1 << attempt.min(6)).min(Duration::from_secs(30));
+    base.mul_f64(rand::rng().random_range(0.5..=1.0))
+}
+
+impl<C: Cluster> Listener<C> {
+    /// A listener over an open session.
+    pub fn new(
+        session: MessageSession,
+        policy: Arc<ScaleSetPolicy>,
+        cluster: C,
+        metrics: Arc<ListenerMetrics>,
+        bounds: Bounds,
+    ) -> Self {
+        let statistics = session.initial_statistics().unwrap_or_default();
+        Listener {
+            session,
+            policy,
+            cluster,
+            metrics,
+            bounds,
+            state: State {
+                last_message_id: 0,
+                statistics,
+                previous: None,
+                events_since: 0,
+                patches: PatchSequence::default(),
+                capacity: bounds.max_runners,
+                decide_at: None,
+            },
+        }
+    }
+
+    /// Runs until `shutdown` resolves (then the session is deleted) or the scale set is gone.
+    ///
+    /// # Errors
+    /// [`LoopError::ScaleSetGone`].
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), LoopError> {
+        self.metrics.bounds(self.bounds.min_runners, self.bounds.max_runners);
+        self.metrics.statistics(&self.state.statistics);
+        self.decide().await;
+        tokio::pin!(shutdown);
+        let mut failures = 0;
+        loop {
+            let decide_at = self.state.decide_at;
+            let polled = tokio::select! {
+                _ = &mut shutdown => break,
+                _ = async { tokio::time::sleep_until(decide_at.expect("guarded")).await }, if decide_at.is_some() => {
+                    self.decide().await;
+                    continue;
+                }
+                polled = self.session.get_message(self.state.last_message_id, self.state.capacity) => polled,
+            };
+            match polled {
+                Ok(None) => {
+                    failures = 0;
+                    self.decide().await;
+                }
+                Ok(Some(message)) => {
+                    failures = 0;
+                    // The message in hand is finished even if shutdown is requested meanwhile.
+                    self.handle(message).await;
+                }
+                Err(ClientError::ScaleSetNotFound(why)) => return Err(LoopError::ScaleSetGone(why)),
+                Err(e) => {
+                    let wait = backoff(failures);
+                    failures += 1;
+                    tracing::warn!(error = %e, ?wait, "polling for messages failed; retrying");
+                    tokio::select! {
+                        _ = &mut shutdown => break,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
+        }
+        if let Err(e) = self.session.close().await {
+            tracing::warn!(error = %e, "could not delete the message session");
+        }
+        Ok(())
+    }
+
+    async fn handle(&mut self, message: Message) {
+        self.state.last_message_id = message.id;
+        if let Some(statistics) = message.statistics {
+            self.state.statistics = statistics;
+            self.metrics.statistics(&statistics);
+        }
+        if let Err(e) = self.session.delete_message(message.id).await {
+            tracing::warn!(message_id = message.id, error = %e, "could not acknowledge a message; it will come again");
+        }
+        let available: Vec<i64> = message
+            .jobs
+            .iter()
+            .filter_map(|j| matches!(j, JobMessage::Available(_)).then_some(j.fields().runner_request_id))
+            .collect();
+        if !available.is_empty()
+            && let Err(e) = self.session.acquire_jobs(&available).await
+        {
+            tracing::warn!(jobs = available.len(), error = %e, "could not acquire jobs");
+        }
+        for job in &message.jobs {
+            match job {
+                JobMessage::Started(fields) => {
+                    self.state.events_since += 1;
+                    self.metrics.job_started(fields);
+                    let runner = fields.runner_name.clone().unwrap_or_default();
+                    if let Err(e) = self.cluster.job_started(&runner, fields).await {
+                        tracing::warn!(runner, error = %e, "could not mark the runner busy");
+                    }
+                    self.job_event(JobPhase::Started, fields).await;
+                }
+                JobMessage::Completed(fields) => {
+                    self.state.events_since += 1;
+                    self.metrics.job_completed(fields);
+                    self.job_event(JobPhase::Completed, fields).await;
+                }
+                JobMessage::Available(_) | JobMessage::Assigned(_) => {}
+            }
+        }
+        self.decide().await;
+    }
+
+    async fn job_event(&self, phase: JobPhase, fields: &gha_actions_client::model::JobFields) {
+        let Some(runner) = fields.runner_name.clone().filter(|r| !r.is_empty()) else { return };
+        let event = JobEvent {
+            phase,
+            runner_name: runner.clone(),
+            repository: format!("{}/{}", fields.owner_name, fields.repository_name),
+            workflow_ref: fields.job_workflow_ref.clone(),
+            job_display_name: fields.job_display_name.clone(),
+            conclusion: fields.result.clone(),
+            attributes: Vec::new(),
+        };
+        match self.policy.on_job_event(&event) {
+            Ok(decided) => {
+                if let Err(e) = self.cluster.label_runner_pod(&runner, &decided.value).await {
+                    tracing::warn!(runner, error = %e, "could not label the runner pod");
+                }
+            }
+            Err(e) => tracing::warn!(runner, error = %e, "the policy's job-event hook failed"),
+        }
+    }
+
+    /// Asks the policy and patches the EphemeralRunnerSet.
+    async fn decide(&mut self) {
+        let now = Utc::now().timestamp_millis().max(0) as u64;
+        let runners = self.cluster.runner_counts().await.unwrap_or_else(|e| {
+            tracing::debug!(error = %e, "runner counts unavailable; deciding without them");
+            Default::default()
+        });
+        let (previous, state) = match &self.state.previous {
+            Some((decision, at)) => (Some(decision.to_previous(*at, self.bounds)), decision.state.clone()),
+            None => (None, Vec::new()),
+        };
+        let input = ScaleInput {
+            now_unix_ms: now,
+            statistics: to_job_statistics(&self.state.statistics),
+            runners,
+            bounds: self.bounds,
+            previous,
+            job_events_since_previous: self.state.events_since,
+            state,
+            attributes: Vec::new(),
+        };
+        let decided = match self.policy.decide(&input) {
+            Ok(decided) => decided,
+            Err(e) => {
+                tracing::error!(error = %e, "the policy failed and its failure policy is Fail: not scaling");
+                self.state.decide_at = Some(Instant::now() + Duration::from_secs(10));
+                return;
+            }
+        };
+        let decision = decided.value;
+        let patch_id = self.state.patches.next(decision.drain);
+        tracing::info!(
+            desired = decision.desired_runners,
+            patch_id,
+            assigned = input.statistics.assigned_jobs,
+            outcome = decided.outcome.label(),
+            reason = %decision.reason,
+            "decided"
+        );
+        if let Err(e) = self.cluster.patch_runner_set(decision.desired_runners, patch_id).await {
+            tracing::warn!(error = %e, "could not patch the EphemeralRunnerSet; the next decision retries");
+        }
+        self.metrics.desired(decision.desired_runners);
+        self.state.capacity = decision.max_capacity.unwrap_or(self.bounds.max_runners);
+        self.state.decide_at =
+            decision.requeue_after_ms.map(|ms| Instant::now() + Duration::from_millis(u64::from(ms)));
+        self.state.events_since = 0;
+        self.state.previous = Some((decision, now));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(0) <= Duration::from_millis(500));
+        assert!(backoff(20) <= Duration::from_secs(30) && backoff(20) >= Duration::from_secs(15));
+    }
+}

@@ -1,0 +1,166 @@
+//! The listener against the fake Actions service and the in-memory Kubernetes API.
+
+use std::time::Duration;
+
+use gha_actions_client::model::RunnerScaleSet;
+use gha_actions_client::{ActionsClient, ClientOptions, Credentials};
+use gha_actions_fake::{FakeActions, FakeOptions, JobSpec};
+use gha_crds::EphemeralRunnerSet;
+use gha_listener::{ListenerConfig, ListenerError};
+use gha_mem_kube::{MemKube, MemKubeOptions};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::PostParams;
+use kube::{Api, Client};
+use serde_json::json;
+use tokio::sync::oneshot;
+
+struct World {
+    _kube: MemKube,
+    fake: FakeActions,
+    client: Client,
+    runner_sets: Api<EphemeralRunnerSet>,
+    scale_set: i64,
+}
+
+async fn world() -> World {
+    let kube = MemKube::start(MemKubeOptions::default()).await.unwrap();
+    let client = Client::try_from(kube::Config::new(kube.url().parse().unwrap())).unwrap();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in gha_crds::all() {
+        crds.create(&PostParams::default(), &crd).await.unwrap();
+    }
+    let runner_sets: Api<EphemeralRunnerSet> = Api::namespaced(client.clone(), "default");
+    let ers: EphemeralRunnerSet = serde_json::from_value(json!({
+        "apiVersion": "actions.github.com/v1alpha1", "kind": "EphemeralRunnerSet",
+        "metadata": {"name": "linux-ers"},
+        "spec": {"patchID": 0, "ephemeralRunnerSpec": {"githubConfigUrl": "x", "githubConfigSecret": "s", "runnerScaleSetId": 1}}
+    }))
+    .unwrap();
+    runner_sets.create(&PostParams::default(), &ers).await.unwrap();
+    let fake = FakeActions::start(FakeOptions { long_poll_hold: Duration::from_millis(100), ..Default::default() })
+        .await
+        .unwrap();
+    let actions =
+        ActionsClient::new(ClientOptions::new(fake.config_url("acme"), Credentials::Token("ghp_fake".into()))).unwrap();
+    let set = actions
+        .create_scale_set(&RunnerScaleSet { name: "linux".into(), runner_group_id: 1, ..Default::default() })
+        .await
+        .unwrap();
+    World { _kube: kube, fake, client, runner_sets, scale_set: set.id }
+}
+
+fn config(world: &World, policy: Option<serde_json::Value>) -> ListenerConfig {
+    let mut config = json!({
+        "configure_url": world.fake.config_url("acme"), "github_token": "ghp_fake",
+        "ephemeral_runner_set_namespace": "default", "ephemeral_runner_set_name": "linux-ers",
+        "runner_scale_set_id": world.scale_set, "runner_scale_set_name": "linux",
+        "min_runners": 1, "max_runners": 10, "session_conflict_timeout_seconds": 20,
+    });
+    if let Some(policy) = policy {
+        config["policy"] = policy;
+    }
+    ListenerConfig::parse(&config.to_string()).unwrap()
+}
+
+fn start(
+    world: &World,
+    config: ListenerConfig,
+) -> (oneshot::Sender<()>, tokio::task::JoinHandle<Result<(), ListenerError>>) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let client = world.client.clone();
+    let task = tokio::spawn(async move {
+        gha_listener::run(config, client, async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    (stop, task)
+}
+
+async fn wait_for_spec(world: &World, what: &str, check: impl Fn(Option<i32>, i64) -> bool) {
+    for _ in 0..250 {
+        let ers = world.runner_sets.get("linux-ers").await.unwrap();
+        if check(ers.spec.replicas, ers.spec.patch_id) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ers = world.runner_sets.get("linux-ers").await.unwrap();
+    panic!("timed out waiting for {what}: replicas {:?} patchID {}", ers.spec.replicas, ers.spec.patch_id);
+}
+
+/// Runs every assigned job of the scale set to completion, as runners would.
+fn run_all_jobs(world: &World) {
+    world.fake.with_state(|s| {
+        let assigned: Vec<i64> =
+            s.jobs().iter().filter(|j| j.state == gha_actions_fake::JobState::Assigned).map(|j| j.id).collect();
+        for (i, _) in assigned.iter().enumerate() {
+            let (runner, token) = s.create_runner(world.scale_set, &format!("runner-{i}")).unwrap();
+            s.register_runner(runner.id, &token).unwrap();
+            s.take_job(runner.id).unwrap();
+            s.complete_job(runner.id, "succeeded").unwrap();
+        }
+    });
+}
+
+#[tokio::test]
+async fn a_burst_scales_up_at_once_and_drains_only_at_steady_state() {
+    let world = world().await;
+    let (stop, task) = start(&world, config(&world, None));
+    wait_for_spec(&world, "the first decision", |replicas, id| replicas == Some(1) && id > 0).await;
+    for _ in 0..3 {
+        world.fake.enqueue(JobSpec::default());
+    }
+    wait_for_spec(&world, "scale-up to min + 3", |replicas, id| replicas == Some(4) && id > 0).await;
+    run_all_jobs(&world);
+    wait_for_spec(&world, "a drain patch at min", |replicas, id| replicas == Some(1) && id == 0).await;
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    assert!(world.fake.with_state(|s| s.sessions()).is_empty(), "the session is deleted on shutdown");
+}
+
+#[tokio::test]
+async fn a_stale_session_is_waited_out_instead_of_crash_looping() {
+    let world = world().await;
+    let stale = world.fake.with_state(|s| s.create_session(world.scale_set, "dead-pod", "q").unwrap().session_id);
+    let (stop, task) = start(&world, config(&world, None));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(!task.is_finished(), "the listener keeps retrying");
+    world.fake.with_state(|s| s.delete_session(world.scale_set, &stale));
+    wait_for_spec(&world, "a decision after the conflict cleared", |replicas, _| replicas == Some(1)).await;
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_scale_set_gone_from_github_ends_with_its_own_exit_code() {
+    let world = world().await;
+    let (_stop, task) = start(&world, config(&world, None));
+    wait_for_spec(&world, "the first decision", |replicas, _| replicas == Some(1)).await;
+    world.fake.with_state(|s| s.delete_scale_set(world.scale_set));
+    let err = tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap().unwrap_err();
+    assert_eq!(err.exit_code(), gha_listener::EXIT_SCALE_SET_GONE, "{err}");
+}
+
+#[tokio::test]
+async fn a_warm_pool_schedule_applies_without_any_message() {
+    let world = world().await;
+    // A window that is always open: minRunners 5 every day, all day.
+    let days = json!(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]);
+    let policy = json!({"source": {"builtIn": "warm-pool"},
+                        "config": {"schedules": [{"days": days, "start": "00:00", "end": "00:00", "minRunners": 5}]}});
+    let (stop, task) = start(&world, config(&world, Some(policy)));
+    wait_for_spec(&world, "the schedule's floor", |replicas, _| replicas == Some(5)).await;
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn an_unknown_policy_stops_the_listener_with_a_clear_error() {
+    let world = world().await;
+    // A built-in that does not exist fails the load: the listener refuses to start with a clear error.
+    let missing = json!({"source": {"builtIn": "no-such-policy"}});
+    let (_stop, task) = start(&world, config(&world, Some(missing)));
+    let err = task.await.unwrap().unwrap_err();
+    assert!(err.to_string().contains("no-such-policy"), "{err}");
+}
