@@ -268,31 +268,23 @@ impl SimulatedKubelet {
             }
             _ => {}
         }
-        let outcome = match self.workload(&pod).await {
+        let exit_code = match self.workload(&pod).await {
             Workload::Service => return,
-            Workload::Process(process) => {
-                let exit_code = process.run().await;
-                let (phase, reason) = if exit_code == 0 { ("Succeeded", "Completed") } else { ("Failed", "Error") };
-                self.set_status(
-                    &api,
-                    &name,
-                    json!({"phase": phase,
-                    "containerStatuses": Self::container_statuses(&pod, terminate(exit_code, reason), false, 0)}),
-                )
-                .await;
-                return;
+            Workload::Process(process) => process.run().await,
+            Workload::BrokenRunner(why) => RunnerOutcome::Broken(why).exit_code(),
+            Workload::Runner(jit) => {
+                let outcome = match &self.options.actions_url {
+                    Some(url) => runner::play(&self.http, url, &jit, self.options.time_scale).await,
+                    None => RunnerOutcome::Broken("the kubelet has no Actions service URL".into()),
+                };
+                tracing::debug!(pod = %name, ?outcome, "runner exited");
+                outcome.exit_code()
             }
-            Workload::BrokenRunner(why) => RunnerOutcome::Broken(why),
-            Workload::Runner(jit) => match &self.options.actions_url {
-                Some(url) => runner::play(&self.http, url, &jit, self.options.time_scale).await,
-                None => RunnerOutcome::Broken("the kubelet has no Actions service URL".into()),
-            },
         };
         let exit_code = match fault {
             Some(PodFault::ExitCode(code)) => code,
-            _ => outcome.exit_code(),
+            _ => exit_code,
         };
-        tracing::debug!(pod = %name, ?outcome, exit_code, "runner exited");
         let (phase, reason) = if exit_code == 0 { ("Succeeded", "Completed") } else { ("Failed", "Error") };
         self.set_status(
             &api,

@@ -54,6 +54,14 @@ fn respond<T: serde::Serialize>(outcome: Outcome<T>) -> Response {
     }
 }
 
+/// 204 on success.
+fn no_content(outcome: Outcome<()>) -> Response {
+    match outcome {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
 fn parse<T: serde::de::DeserializeOwned>(body: &str) -> Outcome<T> {
     serde_json::from_str(body).map_err(|e| Refusal::BadRequest("ArgumentException", e.to_string()))
 }
@@ -104,13 +112,9 @@ async fn update_scale_set(
 }
 
 async fn delete_scale_set(State(shared): State<Arc<Shared>>, headers: HeaderMap, Path(id): Path<i64>) -> Response {
-    match admin(&shared, &headers) {
-        Ok(()) => {
-            shared.mutate(|s| s.delete_scale_set(id));
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Err(refusal) => refusal.into_response(),
-    }
+    no_content(admin(&shared, &headers).map(|()| {
+        shared.mutate(|s| s.delete_scale_set(id));
+    }))
 }
 
 async fn create_session(
@@ -143,13 +147,9 @@ async fn delete_session(
     headers: HeaderMap,
     Path((id, session)): Path<(i64, String)>,
 ) -> Response {
-    match admin(&shared, &headers) {
-        Ok(()) => {
-            shared.mutate(|s| s.delete_session(id, &session));
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Err(refusal) => refusal.into_response(),
-    }
+    no_content(admin(&shared, &headers).map(|()| {
+        shared.mutate(|s| s.delete_session(id, &session));
+    }))
 }
 
 /// Authenticated with the message-queue token, as on GitHub.
@@ -197,8 +197,5 @@ async fn get_runner(State(shared): State<Arc<Shared>>, headers: HeaderMap, Path(
 }
 
 async fn remove_runner(State(shared): State<Arc<Shared>>, headers: HeaderMap, Path(id): Path<i64>) -> Response {
-    match admin(&shared, &headers).and_then(|()| shared.mutate(|s| s.remove_runner(id))) {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(refusal) => refusal.into_response(),
-    }
+    no_content(admin(&shared, &headers).and_then(|()| shared.mutate(|s| s.remove_runner(id))))
 }
