@@ -164,3 +164,65 @@ async fn an_unknown_policy_stops_the_listener_with_a_clear_error() {
     let err = task.await.unwrap().unwrap_err();
     assert!(err.to_string().contains("no-such-policy"), "{err}");
 }
+
+#[tokio::test]
+async fn scaling_follows_statistics_not_message_counts() {
+    let world = world().await;
+    let mut config = config(&world, None);
+    config.max_runners = 200;
+    let (stop, task) = start(&world, config);
+    wait_for_spec(&world, "the first decision", |replicas, _| replicas == Some(1)).await;
+    // 120 jobs arrive as three envelopes of at most 50 messages; the target comes from the statistics.
+    for _ in 0..120 {
+        world.fake.enqueue(JobSpec::default());
+    }
+    wait_for_spec(&world, "min + 120", |replicas, _| replicas == Some(121)).await;
+    // Queue tokens expire in the middle of polling: the session is refreshed and scaling goes on.
+    world.fake.with_state(|s| s.expire_queue_tokens());
+    world.fake.enqueue(JobSpec::default());
+    wait_for_spec(&world, "min + 121 after a token expiry", |replicas, _| replicas == Some(122)).await;
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn busy_runners_are_marked_and_their_pods_labelled_by_the_policy() {
+    use gha_crds::EphemeralRunner;
+    use k8s_openapi::api::core::v1::Pod;
+    let world = world().await;
+    let runners: Api<EphemeralRunner> = Api::namespaced(world.client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(world.client.clone(), "default");
+    let er: EphemeralRunner = serde_json::from_value(json!({
+        "apiVersion": "actions.github.com/v1alpha1", "kind": "EphemeralRunner", "metadata": {"name": "runner-0"},
+        "spec": {"githubConfigUrl": "x", "githubConfigSecret": "s", "runnerScaleSetId": world.scale_set}
+    }))
+    .unwrap();
+    runners.create(&PostParams::default(), &er).await.unwrap();
+    let pod: Pod =
+        serde_json::from_value(json!({"metadata": {"name": "runner-0"}, "spec": {"containers": [{"name": "runner"}]}}))
+            .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let policy = json!({"source": {"builtIn": "pod-shaper"}});
+    let (stop, task) = start(&world, config(&world, Some(policy)));
+    wait_for_spec(&world, "the first decision", |replicas, _| replicas == Some(1)).await;
+    world.fake.enqueue(JobSpec { repository: "acme/app".into(), display_name: "build".into(), ..Default::default() });
+    world.fake.with_state(|s| {
+        let (runner, token) = s.create_runner(world.scale_set, "runner-0").unwrap();
+        s.register_runner(runner.id, &token).unwrap();
+        s.take_job(runner.id).unwrap();
+    });
+    for _ in 0..250 {
+        let status = runners.get("runner-0").await.unwrap().status.unwrap_or_default();
+        let annotations = pods.get("runner-0").await.unwrap().metadata.annotations.unwrap_or_default();
+        if status.job_display_name.as_deref() == Some("build")
+            && annotations.get("karpenter.sh/do-not-disrupt").map(String::as_str) == Some("true")
+        {
+            assert_eq!(status.job_repository_name.as_deref(), Some("acme/app"));
+            stop.send(()).unwrap();
+            task.await.unwrap().unwrap();
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the runner was not marked busy and labelled");
+}
