@@ -4,6 +4,8 @@ use gha_actions_client::Credentials;
 use gha_policy_engine::PolicySpec;
 use serde::Deserialize;
 
+use crate::metrics::MetricsConfig;
+
 /// ARC's listener config (`cmd/ghalistener/config`), plus `policy`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
@@ -26,6 +28,8 @@ pub struct ListenerConfig {
     pub log_format: String,
     pub metrics_addr: String,
     pub metrics_endpoint: String,
+    /// Which metrics to serve, with which labels and buckets (ARC's `listenerMetrics`); absent = all.
+    pub metrics: Option<MetricsConfig>,
     /// gha-autoscaler: the scale set's policy (absent = built-in `arc-default`).
     pub policy: Option<PolicySpec>,
     /// gha-autoscaler: how long to keep retrying a session conflict (seconds; default 600).

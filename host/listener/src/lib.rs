@@ -25,7 +25,7 @@ use tokio::time::Instant;
 pub use cluster::{Cluster, KubeCluster};
 pub use config::{ConfigError, ListenerConfig};
 pub use listener::{Listener, LoopError};
-pub use metrics::{ListenerMetrics, ScaleSetLabels};
+pub use metrics::{ListenerMetrics, MetricSettings, MetricsConfig, ScaleSetLabels};
 pub use patch_id::PatchSequence;
 
 /// Exit code for an invalid config.
@@ -163,7 +163,7 @@ pub async fn run(
             .await
             .map_err(|e| ListenerError::Fatal(format!("policy: {e}")))?,
     );
-    let metrics = Arc::new(ListenerMetrics::new(scale_set_labels(&config, &client)));
+    let metrics = Arc::new(ListenerMetrics::new(scale_set_labels(&config, &client), config.metrics.as_ref()));
     if !config.metrics_addr.is_empty() {
         let mut registry = prometheus_client::registry::Registry::default();
         metrics.register(&mut registry);
