@@ -1,0 +1,171 @@
+//! `cargo bench -p gha-autoscaler --bench listener`: message → EphemeralRunnerSet patch latency of the listener
+//! loop with the arc-default Wasm policy and with the native formula in the same run, and the RSS of the real
+//! listener process idle and after a 1,000-job burst.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gha_actions_client::model::{JobFields, RunnerScaleSet};
+use gha_actions_client::{ActionsClient, ClientOptions, Credentials, MessageSession};
+use gha_actions_fake::{FakeActions, FakeOptions, JobSpec};
+use gha_listener::{Cluster, Listener, ListenerMetrics, ScaleSetLabels};
+use gha_policy_engine::types::{Bounds, PodMetadata, RunnerCounts, ScaleSetRef};
+use gha_policy_engine::{EngineOptions, PolicyEngine, PolicyMetrics, PolicySpec, ScaleSetPolicy};
+use tokio::sync::mpsc;
+
+/// Records when each EphemeralRunnerSet patch is sent.
+struct TimingCluster(mpsc::UnboundedSender<Instant>);
+
+impl Cluster for TimingCluster {
+    async fn patch_runner_set(&self, _: u32, _: i64) -> kube::Result<()> {
+        let _ = self.0.send(Instant::now());
+        Ok(())
+    }
+    async fn runner_counts(&self) -> kube::Result<RunnerCounts> {
+        Ok(RunnerCounts::default())
+    }
+    async fn job_started(&self, _: &str, _: &JobFields) -> kube::Result<()> {
+        Ok(())
+    }
+    async fn label_runner_pod(&self, _: &str, _: &PodMetadata) -> kube::Result<()> {
+        Ok(())
+    }
+}
+
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort_unstable();
+    samples[((samples.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// p50 and p99 from enqueueing a job to the patch it causes (long-poll wake, GET, decode, ack, decide, patch).
+async fn latency(policy: &str, rounds: usize) -> (Duration, Duration) {
+    let fake = FakeActions::start(FakeOptions { long_poll_hold: Duration::from_secs(30), ..Default::default() })
+        .await
+        .unwrap();
+    let client = Arc::new(
+        ActionsClient::new(ClientOptions::new(fake.config_url("acme"), Credentials::Token("ghp_fake".into()))).unwrap(),
+    );
+    let set = client
+        .create_scale_set(&RunnerScaleSet { name: "bench".into(), runner_group_id: 1, ..Default::default() })
+        .await
+        .unwrap();
+    let session = MessageSession::open(client, set.id, "bench").await.unwrap();
+    let engine = PolicyEngine::new(EngineOptions::default(), Arc::new(PolicyMetrics::default())).unwrap();
+    let policy =
+        Arc::new(ScaleSetPolicy::load(&engine, ScaleSetRef::default(), PolicySpec::built_in(policy)).await.unwrap());
+    let (tx, mut patches) = mpsc::unbounded_channel();
+    let metrics = Arc::new(ListenerMetrics::new(ScaleSetLabels::default(), None));
+    let bounds = Bounds { min_runners: 1, max_runners: 100_000 };
+    let listener = Listener::new(session, policy, TimingCluster(tx), metrics, bounds);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(listener.run(async {
+        let _ = stopped.await;
+    }));
+    patches.recv().await.unwrap();
+    let mut samples = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let started = Instant::now();
+        fake.enqueue(JobSpec::default());
+        let patched = patches.recv().await.unwrap();
+        samples.push(patched - started);
+    }
+    let _ = stop.send(());
+    let _ = running.await;
+    (percentile(&mut samples, 0.5), percentile(&mut samples, 0.99))
+}
+
+/// (RSS, anonymous part, file-backed part) in MiB, from /proc/PID/status.
+fn rss_mib(pid: u32) -> (f64, f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            .map_or(0.0, |kib| kib / 1024.0)
+    };
+    (field("VmRSS:"), field("RssAnon:"), field("RssFile:"))
+}
+
+/// RSS of the real `gha-autoscaler listener` process, idle and after a 1,000-job burst.
+async fn listener_rss() -> ((f64, f64, f64), (f64, f64, f64)) {
+    use gha_mem_kube::{MemKube, MemKubeOptions};
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::PostParams;
+    let kube = MemKube::start(MemKubeOptions::default()).await.unwrap();
+    let client = kube::Client::try_from(kube::Config::new(kube.url().parse().unwrap())).unwrap();
+    let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
+    for crd in gha_crds::all() {
+        crds.create(&PostParams::default(), &crd).await.unwrap();
+    }
+    let sets: kube::Api<gha_crds::EphemeralRunnerSet> = kube::Api::namespaced(client, "default");
+    let ers: gha_crds::EphemeralRunnerSet = serde_json::from_value(serde_json::json!({
+        "apiVersion": "actions.github.com/v1alpha1", "kind": "EphemeralRunnerSet", "metadata": {"name": "ers"},
+        "spec": {"ephemeralRunnerSpec": {"githubConfigUrl": "x", "githubConfigSecret": "s", "runnerScaleSetId": 1}}
+    }))
+    .unwrap();
+    sets.create(&PostParams::default(), &ers).await.unwrap();
+    let fake = FakeActions::start(FakeOptions::default()).await.unwrap();
+    let actions =
+        ActionsClient::new(ClientOptions::new(fake.config_url("acme"), Credentials::Token("ghp_fake".into()))).unwrap();
+    let set = actions
+        .create_scale_set(&RunnerScaleSet { name: "rss".into(), runner_group_id: 1, ..Default::default() })
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    let config = serde_json::json!({
+        "configure_url": fake.config_url("acme"), "github_token": "ghp_fake",
+        "ephemeral_runner_set_namespace": "default", "ephemeral_runner_set_name": "ers",
+        "runner_scale_set_id": set.id, "min_runners": 0, "max_runners": 2000, "kubernetes_api_url": kube.url(),
+    });
+    std::fs::write(&path, config.to_string()).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_gha-autoscaler"))
+        .args(["listener", "--log-level", "warn", "--config"])
+        .arg(&path)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = rss_mib(pid);
+    for _ in 0..1000 {
+        fake.enqueue(JobSpec::default());
+    }
+    for _ in 0..500 {
+        if sets.get("ers").await.unwrap().spec.replicas == Some(1000) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let burst = rss_mib(pid);
+    let _ = child.kill().await;
+    (idle, burst)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let rounds = 1000;
+    let (wasm_p50, wasm_p99) = latency("arc-default", rounds).await;
+    // pod-shaper exports no scaler: the native ARC formula decides (the built-in path), everything else equal.
+    let (native_p50, native_p99) = latency("pod-shaper", rounds).await;
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "{:<62} {:>8.3} ms  target <= 5 ms",
+        "job enqueued -> ERS patch p99, arc-default Wasm policy",
+        ms(wasm_p99)
+    );
+    println!("{:<62} {:>8.3} ms", "job enqueued -> ERS patch p50, arc-default Wasm policy", ms(wasm_p50));
+    println!("{:<62} {:>8.3} ms", "job enqueued -> ERS patch p99, native formula", ms(native_p99));
+    println!("{:<62} {:>8.3} ms", "job enqueued -> ERS patch p50, native formula", ms(native_p50));
+    println!("{:<62} {:>8.2} x", "Wasm / native p99 ratio", wasm_p99.as_secs_f64() / native_p99.as_secs_f64());
+    let (idle, burst) = listener_rss().await;
+    println!(
+        "{:<62} {:>8.1} MiB target <= 24 MiB (anon {:.1}, file {:.1})",
+        "listener process RSS, idle", idle.0, idle.1, idle.2
+    );
+    println!(
+        "{:<62} {:>8.1} MiB target <= 32 MiB (anon {:.1}, file {:.1})",
+        "listener process RSS after a 1,000-job burst", burst.0, burst.1, burst.2
+    );
+}
