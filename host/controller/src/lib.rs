@@ -1,5 +1,51 @@
-//! The controllers' logic. So far: the EphemeralRunnerSet scaling plan (ARC's patchID rules), as a pure function
-//! the EphemeralRunnerSet controller will act on.
+//! The controller manager of gha-autoscaler: ARC's four controllers (AutoscalingRunnerSet,
+//! EphemeralRunnerSet, EphemeralRunner, AutoscalingListener) on kube-runtime, one per file, with the scale set's
+//! Wasm policy mutating runner pods and choosing scale-down victims.
 #![deny(missing_docs)]
 
+pub mod apply;
+pub mod autoscaling_listener;
+pub mod autoscaling_runner_set;
+pub mod context;
+pub mod ephemeral_runner;
+pub mod ephemeral_runner_set;
+pub mod error;
+pub mod finalizers;
+pub mod github;
+pub mod labels;
+pub mod leader;
+pub mod listener_pod;
+pub mod manager;
+pub mod metrics;
+pub mod options;
+pub mod policies;
+pub mod rate_limit;
+pub mod runner_pod;
 pub mod runner_set_plan;
+pub mod secrets;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::runtime::controller::Action;
+
+pub use context::Context;
+pub use error::Error;
+pub use manager::{ManagerError, run};
+pub use options::ControllerOptions;
+
+/// What every controller does after a failed reconcile: log, then retry (sooner for transient errors).
+pub fn retry_after_error<K: kube::Resource<DynamicType = ()>>(
+    object: Arc<K>,
+    error: &Error,
+    _ctx: Arc<Context>,
+) -> Action {
+    let name = object.meta().name.clone().unwrap_or_default();
+    let wait = match error {
+        Error::Invalid(_) => Duration::from_secs(30),
+        Error::Kube(kube::Error::Api(status)) if status.code == 409 => Duration::from_millis(200),
+        _ => Duration::from_secs(2),
+    };
+    tracing::warn!(object = %name, kind = %K::kind(&()), error = %error, ?wait, "reconcile failed; retrying");
+    Action::requeue(wait)
+}

@@ -2,12 +2,12 @@
 
 use gha_actions_client::Credentials;
 use gha_policy_engine::PolicySpec;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::metrics::MetricsConfig;
 
 /// ARC's listener config (`cmd/ghalistener/config`), plus `policy`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 #[allow(missing_docs, reason = "ARC's keys")]
 pub struct ListenerConfig {
@@ -35,7 +35,11 @@ pub struct ListenerConfig {
     /// gha-autoscaler: how long to keep retrying a session conflict (seconds; default 600).
     pub session_conflict_timeout_seconds: Option<u64>,
     /// gha-autoscaler: the Kubernetes API server (default: in-cluster config).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub kubernetes_api_url: Option<String>,
+    /// gha-autoscaler: the scale set's attributes as policies see them (`label:<name>` = `true`, ...).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub policy_attributes: Vec<(String, String)>,
 }
 
 /// A config error naming the field.
@@ -117,6 +121,22 @@ impl ListenerConfig {
             installation_id: self.github_app_installation_id,
             private_key_pem: self.github_app_private_key.clone(),
         })
+    }
+
+    /// Resolves a policy file named relative to the config file against `dir` (the controller ships a
+    /// ConfigMap-sourced component beside the config).
+    pub fn resolve_paths(&mut self, dir: &std::path::Path) {
+        let policies = self
+            .policy
+            .iter_mut()
+            .flat_map(|p| std::iter::once(&mut p.source).chain(p.shadow.iter_mut().map(|s| &mut s.source)));
+        for source in policies {
+            if let gha_policy_engine::PolicySource::File(path) = source
+                && path.is_relative()
+            {
+                *path = dir.join(&*path);
+            }
+        }
     }
 
     /// min and max as u32 (validated non-negative, capped).

@@ -101,14 +101,18 @@ fn scale_set_labels(config: &ListenerConfig, client: &ActionsClient) -> ScaleSet
     }
 }
 
-async fn serve_metrics(
+/// Serves `registry` in the OpenMetrics text format at `endpoint` (default `/metrics`) on `addr`, in the
+/// background; the controller's metrics use it too.
+///
+/// # Errors
+/// The address cannot be bound.
+pub async fn serve_metrics(
     addr: &str,
     endpoint: &str,
     registry: prometheus_client::registry::Registry,
-) -> Result<(), ListenerError> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| ListenerError::Fatal(format!("metrics address {addr}: {e}")))?;
+) -> std::io::Result<std::net::SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
     let registry = Arc::new(registry);
     let path = if endpoint.is_empty() { "/metrics".to_string() } else { endpoint.to_string() };
     let app = axum::Router::new().route(
@@ -127,7 +131,7 @@ async fn serve_metrics(
             tracing::warn!(error = %e, "metrics server stopped");
         }
     });
-    Ok(())
+    Ok(bound)
 }
 
 /// Runs the listener of `config` until `shutdown`.
@@ -156,6 +160,7 @@ pub async fn run(
         namespace: config.ephemeral_runner_set_namespace.clone(),
         name: config.runner_scale_set_name.clone(),
         id: config.runner_scale_set_id as u64,
+        attributes: config.policy_attributes.clone(),
         ..Default::default()
     };
     let policy = Arc::new(
@@ -168,7 +173,9 @@ pub async fn run(
         let mut registry = prometheus_client::registry::Registry::default();
         metrics.register(&mut registry);
         policy_metrics.register(&mut registry);
-        serve_metrics(&config.metrics_addr, &config.metrics_endpoint, registry).await?;
+        serve_metrics(&config.metrics_addr, &config.metrics_endpoint, registry)
+            .await
+            .map_err(|e| ListenerError::Fatal(format!("metrics address {}: {e}", config.metrics_addr)))?;
     }
     let owner = std::env::var("HOSTNAME").unwrap_or_else(|_| format!("listener-{}", config.runner_scale_set_id));
     let timeout = Duration::from_secs(config.session_conflict_timeout_seconds.unwrap_or(600));

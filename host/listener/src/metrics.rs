@@ -9,7 +9,6 @@ use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use serde::Deserialize;
 
 use gha_actions_client::model::{JobFields, Statistics};
 
@@ -60,30 +59,7 @@ const HISTOGRAMS: &[(&str, &str, &[&str])] = &[
     ("gha_job_execution_duration_seconds", "From runner assignment to finish", JOB_RESULT_LABELS),
 ];
 
-/// One metric's settings in `listenerMetrics`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct MetricSettings {
-    /// Label keys (default: the metric's ARC labels).
-    #[serde(default)]
-    pub labels: Option<Vec<String>>,
-    /// Histogram buckets (default: ARC's).
-    #[serde(default)]
-    pub buckets: Option<Vec<f64>>,
-}
-
-/// `listenerMetrics`: which metrics to serve, by kind and name.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct MetricsConfig {
-    /// Counters.
-    #[serde(default)]
-    pub counters: BTreeMap<String, MetricSettings>,
-    /// Gauges.
-    #[serde(default)]
-    pub gauges: BTreeMap<String, MetricSettings>,
-    /// Histograms.
-    #[serde(default)]
-    pub histograms: BTreeMap<String, MetricSettings>,
-}
+pub use gha_crds::{MetricSettings, MetricsConfig};
 
 type Labels = Vec<(String, String)>;
 
@@ -144,12 +120,12 @@ fn chosen_labels(metric: &str, settings: Option<&MetricSettings>, defaults: &[&s
 
 fn wanted<'a>(
     config: Option<&'a MetricsConfig>,
-    pick: fn(&MetricsConfig) -> &BTreeMap<String, MetricSettings>,
+    pick: fn(&MetricsConfig) -> Option<&BTreeMap<String, MetricSettings>>,
     name: &str,
 ) -> Option<Option<&'a MetricSettings>> {
     match config {
         None => Some(None),
-        Some(config) => pick(config).get(name).map(Some),
+        Some(config) => pick(config).and_then(|m| m.get(name)).map(Some),
     }
 }
 
@@ -173,7 +149,8 @@ impl ListenerMetrics {
                 .chain(COUNTERS.iter().map(|c| c.0))
                 .chain(HISTOGRAMS.iter().map(|h| h.0))
                 .collect();
-            for name in config.counters.keys().chain(config.gauges.keys()).chain(config.histograms.keys()) {
+            let configured = [&config.counters, &config.gauges, &config.histograms];
+            for name in configured.into_iter().flatten().flat_map(|m| m.keys()) {
                 if !known.contains(&name.as_str()) {
                     tracing::warn!(metric = %name, "unknown listener metric; skipped");
                 }
@@ -181,7 +158,7 @@ impl ListenerMetrics {
         }
         let mut gauges = HashMap::new();
         for (name, help) in GAUGES {
-            if let Some(settings) = wanted(config, |c| &c.gauges, name) {
+            if let Some(settings) = wanted(config, |c| c.gauges.as_ref(), name) {
                 gauges.insert(
                     *name,
                     Metric { help, labels: chosen_labels(name, settings, SCALE_SET_LABELS), family: Family::default() },
@@ -190,7 +167,7 @@ impl ListenerMetrics {
         }
         let mut counters = HashMap::new();
         for (name, help, defaults) in COUNTERS {
-            if let Some(settings) = wanted(config, |c| &c.counters, name) {
+            if let Some(settings) = wanted(config, |c| c.counters.as_ref(), name) {
                 counters.insert(
                     *name,
                     Metric { help, labels: chosen_labels(name, settings, defaults), family: Family::default() },
@@ -199,7 +176,7 @@ impl ListenerMetrics {
         }
         let mut histograms = HashMap::new();
         for (name, help, defaults) in HISTOGRAMS {
-            if let Some(settings) = wanted(config, |c| &c.histograms, name) {
+            if let Some(settings) = wanted(config, |c| c.histograms.as_ref(), name) {
                 let buckets = settings.and_then(|s| s.buckets.clone()).unwrap_or_else(|| BUCKETS.to_vec());
                 histograms.insert(
                     *name,

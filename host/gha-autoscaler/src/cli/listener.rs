@@ -40,13 +40,16 @@ impl ListenerArgs {
     pub async fn execute(self) -> anyhow::Result<ExitCode> {
         let text =
             std::fs::read_to_string(&self.config).with_context(|| format!("reading {}", self.config.display()))?;
-        let config = match ListenerConfig::parse(&text) {
+        let mut config = match ListenerConfig::parse(&text) {
             Ok(config) => config,
             Err(e) => {
                 eprintln!("error: {e}");
                 return Ok(ExitCode::from(EXIT_INVALID_CONFIG));
             }
         };
+        if let Some(dir) = self.config.parent() {
+            config.resolve_paths(dir);
+        }
         let kube = match &config.kubernetes_api_url {
             Some(url) => kube::Client::try_from(kube::Config::new(url.parse().context("kubernetes_api_url")?))?,
             None => kube::Client::try_default().await.context("connecting to Kubernetes")?,

@@ -1,0 +1,241 @@
+//! The AutoscalingListener controller (§1.7): the listener's ServiceAccount, Role, RoleBinding, config and
+//! proxy secrets and pod; the pod is recreated when it stops, is evicted, or its config changes. A listener that
+//! exits with "scale set gone" makes the AutoscalingRunnerSet re-validate and re-register its scale set.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use gha_crds::{AutoscalingListener, AutoscalingRunnerSet};
+use gha_listener::{EXIT_SCALE_SET_GONE, ListenerConfig};
+use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use kube::{Api, ResourceExt};
+use serde_json::json;
+
+use crate::apply::apply;
+use crate::context::Context;
+use crate::error::{Error, Result, ignore_not_found, is_status, optional};
+use crate::finalizers;
+use crate::labels::{annotation, finalizer, hash_of};
+use crate::listener_pod::{self, LISTENER_CONTAINER};
+use crate::metrics::ScaleSetLabels;
+use crate::policies;
+use crate::secrets;
+
+/// Runs the controller until `shutdown`.
+pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    let namespace = ctx.options.controller_namespace.clone();
+    let listeners: Api<AutoscalingListener> = Api::namespaced(ctx.kube.clone(), &namespace);
+    let pods: Api<Pod> = Api::namespaced(ctx.kube.clone(), &namespace);
+    let accounts: Api<ServiceAccount> = Api::namespaced(ctx.kube.clone(), &namespace);
+    Controller::new(listeners, watcher::Config::default())
+        .owns(pods, watcher::Config::default())
+        .owns(accounts, watcher::Config::default())
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, crate::retry_after_error, ctx)
+        .for_each(|_| async {})
+        .await;
+}
+
+struct ListenerReconciler<'a> {
+    ctx: &'a Context,
+    al: &'a AutoscalingListener,
+    namespace: String,
+    api: Api<AutoscalingListener>,
+}
+
+/// One reconcile of one AutoscalingListener.
+pub async fn reconcile(al: Arc<AutoscalingListener>, ctx: Arc<Context>) -> Result<Action> {
+    let namespace = al.namespace().unwrap_or_default();
+    let reconciler =
+        ListenerReconciler { ctx: &ctx, al: &al, api: Api::namespaced(ctx.kube.clone(), &namespace), namespace };
+    reconciler.reconcile().await
+}
+
+impl ListenerReconciler<'_> {
+    fn api<K>(&self, namespace: &str) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.ctx.kube.clone(), namespace)
+    }
+
+    async fn reconcile(&self) -> Result<Action> {
+        let name = self.al.name_any();
+        if self.al.metadata.deletion_timestamp.is_some() {
+            return self.finalize().await;
+        }
+        if finalizers::ensure(&self.api, self.al, finalizer::LISTENER).await? {
+            return Ok(Action::await_change());
+        }
+        let runner_namespace = self.al.spec.autoscaling_runner_set_namespace.clone();
+        let sets: Api<AutoscalingRunnerSet> = self.api(&runner_namespace);
+        let Some(ars) = optional(sets.get(&self.al.spec.autoscaling_runner_set_name).await)? else {
+            ignore_not_found(self.api.delete(&name, &DeleteParams::default()).await)?;
+            return Ok(Action::await_change());
+        };
+        let label_pods = match self.ctx.policies.for_runner_set(&self.ctx.kube, &ars).await {
+            Ok(policy) => policy.manifest().pod_mutator,
+            Err(_) => false,
+        };
+        apply(&self.api::<ServiceAccount>(&self.namespace), &listener_pod::service_account(self.al)).await?;
+        apply(&self.api::<Role>(&runner_namespace), &listener_pod::role(self.al, label_pods)).await?;
+        apply(&self.api::<RoleBinding>(&runner_namespace), &listener_pod::role_binding(self.al)).await?;
+        if let Some(proxy) = &self.al.spec.proxy {
+            let env = secrets::proxy_env(&self.ctx.kube, &runner_namespace, proxy).await?;
+            let data = env.into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
+            let secret = listener_pod::secret(self.al, listener_pod::proxy_secret_name(self.al), data);
+            apply(&self.api::<Secret>(&self.namespace), &secret).await?;
+        }
+        let config = self.config_data(&ars).await?;
+        let config_hash = hash_of(&config);
+        let secret = listener_pod::secret(self.al, listener_pod::config_secret_name(self.al), config);
+        apply(&self.api::<Secret>(&self.namespace), &secret).await?;
+        self.ensure_pod(&listener_pod::pod(self.al, &self.ctx.options, &config_hash), &ars).await
+    }
+
+    /// `config.json` (ARC's keys, the credentials copied from the scale set's secret, the policy) and, for a
+    /// ConfigMap-sourced policy, `policy.wasm`.
+    async fn config_data(&self, ars: &AutoscalingRunnerSet) -> Result<BTreeMap<String, Vec<u8>>> {
+        let spec = &self.al.spec;
+        let runner_namespace = &spec.autoscaling_runner_set_namespace;
+        let data = secrets::read_secret(&self.ctx.kube, runner_namespace, &spec.github_config_secret).await?;
+        let credentials = secrets::credentials(&spec.github_config_secret, &data)?;
+        let mut config = ListenerConfig {
+            configure_url: spec.github_config_url.clone(),
+            ephemeral_runner_set_namespace: runner_namespace.clone(),
+            ephemeral_runner_set_name: spec.ephemeral_runner_set_name.clone(),
+            max_runners: i64::from(spec.max_runners),
+            min_runners: i64::from(spec.min_runners),
+            runner_scale_set_id: spec.runner_scale_set_id,
+            runner_scale_set_name: crate::autoscaling_runner_set::scale_set_name(ars),
+            log_level: self.ctx.options.listener_log_level.clone(),
+            log_format: self.ctx.options.listener_log_format.clone(),
+            metrics_addr: crate::options::bind_address(&self.ctx.options.listener_metrics_addr).unwrap_or_default(),
+            metrics_endpoint: self.ctx.options.listener_metrics_endpoint.clone(),
+            metrics: spec.metrics.clone(),
+            policy: Some(policies::resolve(&self.ctx.kube, runner_namespace, spec.policy.as_ref(), true).await?),
+            kubernetes_api_url: self.ctx.options.listener_kubernetes_api_url.clone(),
+            policy_attributes: policies::scale_set_attributes(ars),
+            ..ListenerConfig::default()
+        };
+        match credentials {
+            gha_actions_client::Credentials::Token(token) => config.github_token = token,
+            gha_actions_client::Credentials::App { app_id, installation_id, private_key_pem } => {
+                config.github_app_id = app_id;
+                config.github_app_installation_id = installation_id;
+                config.github_app_private_key = private_key_pem;
+            }
+        }
+        if let Some(key_ref) = spec
+            .github_server_tls
+            .as_ref()
+            .and_then(|t| t.certificate_from.as_ref())
+            .and_then(|c| c.config_map_key_ref.as_ref())
+        {
+            let pem =
+                secrets::read_config_map_key(&self.ctx.kube, runner_namespace, &key_ref.name, &key_ref.key).await?;
+            config.server_root_ca = String::from_utf8_lossy(&pem).into_owned();
+        }
+        let json = serde_json::to_vec_pretty(&config).map_err(|e| Error::Invalid(format!("listener config: {e}")))?;
+        let mut out = BTreeMap::from([("config.json".to_string(), json)]);
+        if let Some(policy) = &spec.policy
+            && let Some(bytes) = policies::config_map_bytes(&self.ctx.kube, runner_namespace, policy).await?
+        {
+            out.insert(policies::LISTENER_POLICY_FILE.into(), bytes);
+        }
+        Ok(out)
+    }
+
+    /// Creates the pod, or replaces one that stopped, was evicted, or was built from another config.
+    async fn ensure_pod(&self, desired: &Pod, ars: &AutoscalingRunnerSet) -> Result<Action> {
+        let pods: Api<Pod> = self.api(&self.namespace);
+        let name = self.al.name_any();
+        let labels = ScaleSetLabels::from_labels(self.al.labels());
+        let Some(pod) = optional(pods.get(&name).await)? else {
+            self.ctx.metrics.listener(&labels, false);
+            return match pods.create(&PostParams::default(), desired).await {
+                Ok(_) => Ok(Action::await_change()),
+                Err(e) if is_status(&e, 409) => Ok(Action::requeue(Duration::from_secs(1))),
+                Err(e) => Err(e.into()),
+            };
+        };
+        if pod.metadata.deletion_timestamp.is_some() {
+            return Ok(Action::requeue(Duration::from_secs(1)));
+        }
+        let status = pod.status.clone().unwrap_or_default();
+        let terminated = status
+            .container_statuses
+            .iter()
+            .flatten()
+            .find(|c| c.name == LISTENER_CONTAINER)
+            .and_then(|c| c.state.as_ref())
+            .and_then(|s| s.terminated.clone());
+        let stale = pod.annotations().get(annotation::INTEGRITY_HASH)
+            != desired.metadata.annotations.as_ref().and_then(|a| a.get(annotation::INTEGRITY_HASH));
+        let evicted = status.reason.as_deref() == Some("Evicted");
+        let stopped = terminated.is_some() || matches!(status.phase.as_deref(), Some("Failed" | "Succeeded"));
+        if let Some(terminated) = &terminated
+            && terminated.exit_code == i32::from(EXIT_SCALE_SET_GONE)
+        {
+            self.ctx
+                .event(
+                    self.al,
+                    true,
+                    "ScaleSetGone",
+                    "the listener reports the scale set is gone on GitHub; re-registering".into(),
+                )
+                .await;
+            let sets: Api<AutoscalingRunnerSet> = self.api(&self.al.spec.autoscaling_runner_set_namespace);
+            let patch = json!({"metadata": {"annotations": {
+                annotation::SCALE_SET_CHECK: chrono::Utc::now().to_rfc3339(),
+            }}});
+            sets.patch(&ars.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        }
+        if stale || evicted || stopped {
+            let why = if stale {
+                "config changed".to_string()
+            } else if evicted {
+                "evicted".to_string()
+            } else {
+                format!("listener exited {}", terminated.map_or(-1, |t| t.exit_code))
+            };
+            tracing::info!(listener = %name, %why, "recreating the listener pod");
+            self.ctx.metrics.listener(&labels, false);
+            ignore_not_found(pods.delete(&name, &DeleteParams::default()).await)?;
+            return Ok(Action::requeue(Duration::from_secs(1)));
+        }
+        let running = status.phase.as_deref() == Some("Running");
+        self.ctx.metrics.listener(&labels, running);
+        Ok(Action::requeue(self.ctx.options.sync_period))
+    }
+
+    /// Deletion: the pod, secrets, RoleBinding, Role and ServiceAccount, then the finalizer.
+    async fn finalize(&self) -> Result<Action> {
+        let name = self.al.name_any();
+        let runner_namespace = self.al.spec.autoscaling_runner_set_namespace.clone();
+        let params = DeleteParams::default();
+        let pods: Api<Pod> = self.api(&self.namespace);
+        let pod_gone = optional(pods.get(&name).await)?.is_none();
+        if !pod_gone {
+            // Graceful: the listener deletes its session on SIGTERM.
+            ignore_not_found(pods.delete(&name, &params).await)?;
+            return Ok(Action::requeue(Duration::from_secs(1)));
+        }
+        let secrets: Api<Secret> = self.api(&self.namespace);
+        ignore_not_found(secrets.delete(&listener_pod::config_secret_name(self.al), &params).await)?;
+        ignore_not_found(secrets.delete(&listener_pod::proxy_secret_name(self.al), &params).await)?;
+        ignore_not_found(self.api::<RoleBinding>(&runner_namespace).delete(&name, &params).await)?;
+        ignore_not_found(self.api::<Role>(&runner_namespace).delete(&name, &params).await)?;
+        ignore_not_found(self.api::<ServiceAccount>(&self.namespace).delete(&name, &params).await)?;
+        self.ctx.metrics.listener(&ScaleSetLabels::from_labels(self.al.labels()), false);
+        finalizers::remove(&self.api, self.al, finalizer::LISTENER).await?;
+        Ok(Action::await_change())
+    }
+}

@@ -1,0 +1,62 @@
+//! What every reconcile shares: the Kubernetes client, settings, Actions clients, policies, metrics, events.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Client, Resource};
+
+use crate::github::GitHubClients;
+use crate::metrics::ControllerMetrics;
+use crate::options::ControllerOptions;
+use crate::policies::Policies;
+
+/// Shared state of the four controllers.
+pub struct Context {
+    /// The Kubernetes client.
+    pub kube: Client,
+    /// Flags.
+    pub options: ControllerOptions,
+    /// Actions-service clients.
+    pub github: GitHubClients,
+    /// Scale sets' policies.
+    pub policies: Policies,
+    /// Gauges.
+    pub metrics: ControllerMetrics,
+    recorder: Recorder,
+}
+
+impl Context {
+    /// Context for `kube` with `options`.
+    pub fn new(kube: Client, options: ControllerOptions, policies: Policies) -> Arc<Self> {
+        let recorder = Recorder::new(kube.clone(), Reporter { controller: "gha-autoscaler".into(), instance: None });
+        Arc::new(Context {
+            github: GitHubClients::new(options.force_ghes),
+            kube,
+            options,
+            policies,
+            metrics: ControllerMetrics::default(),
+            recorder,
+        })
+    }
+
+    /// Records a Kubernetes event on `object` (failures are logged, never fatal).
+    pub async fn event<K: Resource<DynamicType = ()>>(&self, object: &K, warning: bool, reason: &str, note: String) {
+        let reference: ObjectReference = object.object_ref(&());
+        if warning {
+            tracing::warn!(object = ?reference.name, reason, %note);
+        } else {
+            tracing::info!(object = ?reference.name, reason, %note);
+        }
+        let event = Event {
+            type_: if warning { EventType::Warning } else { EventType::Normal },
+            reason: reason.into(),
+            note: Some(note),
+            action: reason.into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &reference).await {
+            tracing::debug!(error = %e, "could not record an event");
+        }
+    }
+}

@@ -1,0 +1,579 @@
+//! The EphemeralRunner controller (§1.6): a JIT config in a Secret, one runner pod (mutated by the scale set's
+//! policy), the pod state machine, failures with backoff, and removal from GitHub before the CR goes.
+//!
+//! Beyond ARC: a JIT config is never reused once a pod was created with it (#4588) — a failed pod's runner is
+//! removed and re-registered; a pod that vanished (node loss, eviction, manual delete) counts as a failure or,
+//! for a busy runner, a lost job (#4197); pods stuck pulling their image fail after `runner_start_timeout`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use gha_actions_client::{ActionsClient, Error as ActionsError};
+use gha_crds::{AutoscalingRunnerSet, EphemeralRunner};
+use gha_policy_engine::Outcome;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::{Action, Config, Controller};
+use kube::runtime::watcher;
+use kube::{Api, Resource, ResourceExt};
+use serde_json::{Value, json};
+
+use crate::context::Context;
+use crate::error::{Error, Result, ignore_not_found, is_status, optional};
+use crate::finalizers;
+use crate::github::GitHubSettings;
+use crate::labels::{finalizer, label};
+use crate::runner_pod::{self, RUNNER_CONTAINER, jit_key};
+
+/// Wait after the n-th failure before the next pod (ARC's schedule).
+const BACKOFF_SECONDS: [u64; 6] = [0, 5, 10, 20, 40, 80];
+/// More failures than this and the EphemeralRunner is replaced by a fresh one.
+const MAX_FAILURES: usize = 5;
+/// A quota-blocked runner older than this is replaced (its registration is about to expire).
+const QUOTA_GIVE_UP: Duration = Duration::from_secs(600);
+/// Marks the pod a JIT secret was handed to; such a secret is never given to another pod.
+const USED_BY_POD: &str = "actions.github.com/jit-used-by-pod";
+/// Container waiting reasons that do not resolve by themselves.
+const STUCK_REASONS: &[&str] =
+    &["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError", "CreateContainerError"];
+
+/// Phases.
+pub mod phase {
+    /// Pod not running yet.
+    pub const PENDING: &str = "Pending";
+    /// Pod running.
+    pub const RUNNING: &str = "Running";
+    /// Runner exited 0.
+    pub const SUCCEEDED: &str = "Succeeded";
+    /// Cannot run.
+    pub const FAILED: &str = "Failed";
+    /// The runner version is deprecated (exit code 7).
+    pub const OUTDATED: &str = "Outdated";
+}
+
+/// Runs the controller until `shutdown`.
+pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    let (runners, pods): (Api<EphemeralRunner>, Api<Pod>) = match &ctx.options.watch_single_namespace {
+        Some(ns) => (Api::namespaced(ctx.kube.clone(), ns), Api::namespaced(ctx.kube.clone(), ns)),
+        None => (Api::all(ctx.kube.clone()), Api::all(ctx.kube.clone())),
+    };
+    let pod_filter = watcher::Config::default().labels(&format!("{}=True", label::EPHEMERAL_RUNNER));
+    Controller::new(runners, watcher::Config::default())
+        .owns(pods, pod_filter)
+        .with_config(Config::default().concurrency(ctx.options.runner_max_concurrent_reconciles.max(1)))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, crate::retry_after_error, ctx)
+        .for_each(|_| async {})
+        .await;
+}
+
+struct Runner<'a> {
+    ctx: &'a Context,
+    er: &'a EphemeralRunner,
+    name: String,
+    api: Api<EphemeralRunner>,
+    pods: Api<Pod>,
+    secrets: Api<Secret>,
+}
+
+/// One reconcile of one EphemeralRunner.
+pub async fn reconcile(er: Arc<EphemeralRunner>, ctx: Arc<Context>) -> Result<Action> {
+    let namespace = er.namespace().unwrap_or_default();
+    let runner = Runner {
+        ctx: &ctx,
+        er: &er,
+        name: er.name_any(),
+        api: Api::namespaced(ctx.kube.clone(), &namespace),
+        pods: Api::namespaced(ctx.kube.clone(), &namespace),
+        secrets: Api::namespaced(ctx.kube.clone(), &namespace),
+    };
+    runner.reconcile().await
+}
+
+fn status_phase(er: &EphemeralRunner) -> &str {
+    er.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("")
+}
+
+fn runner_id(er: &EphemeralRunner) -> Option<i64> {
+    er.status.as_ref().and_then(|s| s.runner_id).filter(|id| *id > 0)
+}
+
+/// The runner has a job (set by the listener on JobStarted).
+pub fn is_busy(er: &EphemeralRunner) -> bool {
+    er.status.as_ref().and_then(|s| s.job_id.as_deref()).is_some_and(|j| !j.is_empty())
+}
+
+fn age(meta: &ObjectMeta) -> Duration {
+    meta.creation_timestamp.as_ref().map_or(Duration::ZERO, |t| {
+        let created = DateTime::<Utc>::from_timestamp(t.0.as_second(), 0).unwrap_or_else(Utc::now);
+        (Utc::now() - created).to_std().unwrap_or_default()
+    })
+}
+
+impl Runner<'_> {
+    async fn reconcile(&self) -> Result<Action> {
+        if self.er.metadata.deletion_timestamp.is_some() {
+            return self.finalize().await;
+        }
+        if matches!(status_phase(self.er), phase::SUCCEEDED | phase::FAILED | phase::OUTDATED) {
+            self.delete_pod_and_secret().await?;
+            return Ok(Action::await_change());
+        }
+        self.ensure_finalizers().await?;
+        let Some(secret) = self.jit_secret().await? else {
+            return Ok(Action::requeue(Duration::from_secs(1)));
+        };
+        if runner_id(self.er).is_none() && !self.copy_registration(&secret).await? {
+            return Ok(Action::requeue(Duration::from_secs(1)));
+        }
+        let failures = self.er.status.as_ref().and_then(|s| s.failures.clone()).unwrap_or_default();
+        if failures.len() > MAX_FAILURES {
+            self.ctx
+                .event(
+                    self.er,
+                    true,
+                    "TooManyPodFailures",
+                    format!("{} pod failures; replacing the runner", failures.len()),
+                )
+                .await;
+            ignore_not_found(self.api.delete(&self.name, &DeleteParams::default()).await)?;
+            return Ok(Action::await_change());
+        }
+        if let Some(wait) = backoff_remaining(&failures) {
+            return Ok(Action::requeue(wait));
+        }
+        match optional(self.pods.get(&self.name).await)? {
+            None => self.create_pod(&secret).await,
+            Some(pod) => self.observe_pod(&pod).await,
+        }
+    }
+
+    async fn github(&self) -> Result<Arc<ActionsClient>> {
+        let spec = &self.er.spec;
+        let settings = GitHubSettings {
+            namespace: &self.er.namespace().unwrap_or_default(),
+            config_url: &spec.github_config_url,
+            secret: &spec.github_config_secret,
+            proxy: spec.proxy.as_ref(),
+            tls: spec.github_server_tls.as_ref(),
+        };
+        self.ctx.github.client(&self.ctx.kube, settings).await
+    }
+
+    /// Deletion: remove the runner from GitHub (a busy one is waited for), then the pod, the secret, the
+    /// container-hook objects, and the finalizers.
+    async fn finalize(&self) -> Result<Action> {
+        if self.er.finalizers().iter().any(|f| f == finalizer::RUNNER_REGISTRATION) {
+            if let Some(id) = runner_id(self.er) {
+                match self.github().await {
+                    Ok(client) => match client.remove_runner(id).await {
+                        Ok(()) => {}
+                        Err(ActionsError::JobStillRunning(_)) => {
+                            tracing::info!(runner = %self.name, "runner still runs a job; waiting before removal");
+                            return Ok(Action::requeue(Duration::from_secs(30)));
+                        }
+                        Err(e) => return Err(e.into()),
+                    },
+                    // The credentials are gone (e.g. a GitOps tool deleted the secret first): do not deadlock.
+                    Err(Error::Invalid(why)) => {
+                        self.ctx
+                            .event(
+                                self.er,
+                                true,
+                                "RunnerRemovalSkipped",
+                                format!("cannot reach GitHub ({why}); the service expires the registration"),
+                            )
+                            .await;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            finalizers::remove(&self.api, self.er, finalizer::RUNNER_REGISTRATION).await?;
+        }
+        self.delete_pod_and_secret().await?;
+        if runner_pod::uses_container_hooks(self.er.spec.spec.as_ref()) {
+            let selector = ListParams::default().labels(&format!("{}={}", label::RUNNER_POD, self.name));
+            for pod in self.pods.list(&selector).await?.items {
+                ignore_not_found(self.pods.delete(&pod.name_any(), &DeleteParams::default()).await)?;
+            }
+            for secret in self.secrets.list(&selector).await?.items {
+                ignore_not_found(self.secrets.delete(&secret.name_any(), &DeleteParams::default()).await)?;
+            }
+        }
+        let latest = match optional(self.api.get(&self.name).await)? {
+            Some(latest) => latest,
+            None => return Ok(Action::await_change()),
+        };
+        finalizers::remove(&self.api, &latest, finalizer::EPHEMERAL_RUNNER).await?;
+        Ok(Action::await_change())
+    }
+
+    async fn delete_pod_and_secret(&self) -> Result<()> {
+        ignore_not_found(self.pods.delete(&self.name, &DeleteParams::default()).await)?;
+        ignore_not_found(self.secrets.delete(&self.name, &DeleteParams::default()).await)?;
+        Ok(())
+    }
+
+    async fn ensure_finalizers(&self) -> Result<()> {
+        let missing: Vec<&str> = [finalizer::EPHEMERAL_RUNNER, finalizer::RUNNER_REGISTRATION]
+            .into_iter()
+            .filter(|f| !self.er.finalizers().iter().any(|have| have == f))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut with = self.er.clone();
+        for name in missing {
+            finalizers::ensure(&self.api, &with, name).await?;
+            with = self.api.get(&self.name).await?;
+        }
+        Ok(())
+    }
+
+    async fn patch_status(&self, status: Value) -> Result<()> {
+        let patch = json!({"status": status});
+        ignore_not_found(self.api.patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&patch)).await)?;
+        Ok(())
+    }
+
+    /// The JIT secret, registering the runner when it has none. None = not ready yet (requeue).
+    async fn jit_secret(&self) -> Result<Option<Secret>> {
+        if let Some(secret) = optional(self.secrets.get(&self.name).await)? {
+            return Ok(Some(secret));
+        }
+        let client = self.github().await?;
+        let scale_set_id = self.er.spec.runner_scale_set_id;
+        let jit = match client.generate_jit_config(scale_set_id, &self.name).await {
+            Ok(jit) => jit,
+            Err(ActionsError::RunnerExists(_)) => {
+                match client.get_runner_by_name(&self.name).await? {
+                    None => {}
+                    Some(existing) if existing.runner_scale_set_id == scale_set_id => {
+                        tracing::info!(runner = %self.name, id = existing.id, "removing a stale registration of this runner");
+                        client.remove_runner(existing.id).await?;
+                    }
+                    Some(existing) => {
+                        self.ctx
+                            .event(
+                                self.er,
+                                true,
+                                "RunnerNameTaken",
+                                format!(
+                                    "runner name is registered in scale set {}; replacing this runner",
+                                    existing.runner_scale_set_id
+                                ),
+                            )
+                            .await;
+                        ignore_not_found(self.api.delete(&self.name, &DeleteParams::default()).await)?;
+                    }
+                }
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let meta = self.er.spec.ephemeral_runner_config_secret_metadata.clone().unwrap_or_default();
+        let data = BTreeMap::from([
+            (jit_key::TOKEN.to_string(), ByteString(jit.encoded_jit_config.into_bytes())),
+            (jit_key::RUNNER_NAME.to_string(), ByteString(jit.runner.name.clone().into_bytes())),
+            (jit_key::RUNNER_ID.to_string(), ByteString(jit.runner.id.to_string().into_bytes())),
+            (jit_key::SCALE_SET_ID.to_string(), ByteString(scale_set_id.to_string().into_bytes())),
+        ]);
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(self.name.clone()),
+                namespace: self.er.namespace(),
+                labels: meta.labels,
+                annotations: meta.annotations,
+                owner_references: self.er.controller_owner_ref(&()).map(|r| vec![r]),
+                ..Default::default()
+            },
+            data: Some(data),
+            ..Default::default()
+        };
+        let created = self.secrets.create(&PostParams::default(), &secret).await?;
+        self.patch_status(json!({"runnerId": jit.runner.id, "runnerName": jit.runner.name})).await?;
+        Ok(Some(created))
+    }
+
+    /// Copies runnerId/runnerName from the secret into the status; a corrupted secret is deleted. Returns
+    /// whether the status now has them.
+    async fn copy_registration(&self, secret: &Secret) -> Result<bool> {
+        let value = |key: &str| {
+            secret.data.as_ref().and_then(|d| d.get(key)).map(|b| String::from_utf8_lossy(&b.0).into_owned())
+        };
+        match (value(jit_key::RUNNER_ID).and_then(|v| v.parse::<i64>().ok()), value(jit_key::RUNNER_NAME)) {
+            (Some(id), Some(name)) if id > 0 => {
+                self.patch_status(json!({"runnerId": id, "runnerName": name})).await?;
+                Ok(true)
+            }
+            _ => {
+                self.ctx
+                    .event(self.er, true, "CorruptedJitSecret", "the JIT secret is unusable; registering again".into())
+                    .await;
+                ignore_not_found(self.secrets.delete(&self.name, &DeleteParams::default()).await)?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// The policy's pod template, or the unmutated one when the policy cannot act (with an event).
+    async fn mutated_template(&self) -> Result<Option<PodTemplateSpec>> {
+        let template = runner_pod::template(self.er);
+        let labels = self.er.labels();
+        let (Some(ars_name), Some(ars_namespace)) =
+            (labels.get(label::SCALE_SET_NAME), labels.get(label::SCALE_SET_NAMESPACE))
+        else {
+            return Ok(Some(template));
+        };
+        let sets: Api<AutoscalingRunnerSet> = Api::namespaced(self.ctx.kube.clone(), ars_namespace);
+        let Some(ars) = optional(sets.get(ars_name).await)? else { return Ok(Some(template)) };
+        let policy = match self.ctx.policies.for_runner_set(&self.ctx.kube, &ars).await {
+            Ok(policy) => policy,
+            Err(e) => {
+                self.ctx.event(self.er, true, "PolicyUnavailable", format!("{e}; creating the pod unmutated")).await;
+                return Ok(Some(template));
+            }
+        };
+        let json = serde_json::to_value(&template).map_err(|e| Error::Invalid(e.to_string()))?;
+        let name = self.name.clone();
+        let decided = tokio::task::spawn_blocking(move || policy.mutate_runner_pod(&name, &json))
+            .await
+            .map_err(|e| Error::Policy(e.to_string()))?;
+        match decided {
+            Ok(decided) => {
+                if let Outcome::Fallback { error } = &decided.outcome {
+                    self.ctx
+                        .event(self.er, true, "PodMutationFailed", format!("{error}; creating the pod unmutated"))
+                        .await;
+                }
+                serde_json::from_value(decided.value)
+                    .map(Some)
+                    .map_err(|e| Error::Policy(format!("the mutated pod template does not parse: {e}")))
+            }
+            Err(e) => {
+                self.ctx
+                    .event(
+                        self.er,
+                        true,
+                        "PodMutationFailed",
+                        format!("{e}; failure policy Fail: no pod until it succeeds"),
+                    )
+                    .await;
+                self.patch_status(json!({"reason": "PodMutationFailed", "message": e.to_string()})).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    async fn create_pod(&self, secret: &Secret) -> Result<Action> {
+        if let Some(pod_uid) = secret.annotations().get(USED_BY_POD) {
+            // The pod this JIT config was handed to is gone: never hand it to another one.
+            return self.pod_lost(pod_uid, "the runner pod disappeared").await;
+        }
+        let Some(template) = self.mutated_template().await? else {
+            return Ok(Action::requeue(Duration::from_secs(30)));
+        };
+        let pod = runner_pod::pod(self.er, template, &self.ctx.options.build_version);
+        match self.pods.create(&PostParams::default(), &pod).await {
+            Ok(created) => {
+                let patch = json!({"metadata": {"annotations": {USED_BY_POD: created.uid().unwrap_or_default()}}});
+                self.secrets.patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+                if status_phase(self.er).is_empty() {
+                    self.patch_status(json!({"phase": phase::PENDING})).await?;
+                }
+                Ok(Action::await_change())
+            }
+            Err(e) if is_status(&e, 409) => Ok(Action::requeue(Duration::from_secs(5))),
+            Err(kube::Error::Api(status)) if status.code == 422 => {
+                self.ctx.event(self.er, true, "InvalidPod", status.message.clone()).await;
+                self.mark_failed("InvalidPod", &status.message).await
+            }
+            Err(kube::Error::Api(status)) if status.code == 403 && status.message.contains("exceeded quota:") => {
+                if age(&self.er.metadata) > QUOTA_GIVE_UP {
+                    self.ctx
+                        .event(
+                            self.er,
+                            true,
+                            "QuotaExceeded",
+                            "quota exceeded for 10 minutes; replacing the runner".into(),
+                        )
+                        .await;
+                    ignore_not_found(self.api.delete(&self.name, &DeleteParams::default()).await)?;
+                    return Ok(Action::await_change());
+                }
+                self.patch_status(json!({"reason": "QuotaExceeded", "message": status.message})).await?;
+                Ok(Action::requeue(Duration::from_secs(30)))
+            }
+            Err(kube::Error::Api(status)) if status.code == 403 => self.mark_failed("Forbidden", &status.message).await,
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Phase Failed; the runner is removed from GitHub (the EphemeralRunnerSet deletes and replaces it).
+    async fn mark_failed(&self, reason: &str, message: &str) -> Result<Action> {
+        if let Some(id) = runner_id(self.er) {
+            let client = self.github().await?;
+            client.remove_runner(id).await?;
+        }
+        self.patch_status(json!({"phase": phase::FAILED, "reason": reason, "message": message, "ready": false}))
+            .await?;
+        Ok(Action::await_change())
+    }
+
+    async fn observe_pod(&self, pod: &Pod) -> Result<Action> {
+        if pod.metadata.deletion_timestamp.is_some() {
+            return Ok(Action::requeue(Duration::from_secs(1)));
+        }
+        let status = pod.status.clone().unwrap_or_default();
+        let pod_phase = status.phase.as_deref().unwrap_or("");
+        let runner = status.container_statuses.iter().flatten().find(|c| c.name == RUNNER_CONTAINER);
+        let terminated = runner.and_then(|c| c.state.as_ref()).and_then(|s| s.terminated.as_ref());
+        let failed_init = status
+            .init_container_statuses
+            .iter()
+            .flatten()
+            .filter_map(|c| c.state.as_ref().and_then(|s| s.terminated.as_ref()))
+            .find(|t| t.exit_code != 0);
+        if let Some(init) = failed_init {
+            return self.pod_failed(pod, &format!("init container exited {}", init.exit_code)).await;
+        }
+        if let Some(terminated) = terminated {
+            return match terminated.exit_code {
+                0 => {
+                    tracing::info!(runner = %self.name, "runner finished");
+                    ignore_not_found(self.api.delete(&self.name, &DeleteParams::default()).await)?;
+                    Ok(Action::await_change())
+                }
+                7 => {
+                    self.ctx
+                        .event(
+                            self.er,
+                            true,
+                            "RunnerOutdated",
+                            "the runner version is deprecated (exit code 7); update the runner image".into(),
+                        )
+                        .await;
+                    self.mark_outdated().await
+                }
+                code => {
+                    let reason = terminated.reason.clone().or(status.reason.clone()).unwrap_or_default();
+                    self.pod_failed(pod, &format!("runner exited {code} {reason}")).await
+                }
+            };
+        }
+        if pod_phase == "Failed" {
+            let reason = status.reason.clone().unwrap_or_else(|| "pod failed".into());
+            return self.pod_failed(pod, &reason).await;
+        }
+        let Some(runner) = runner else { return Ok(Action::await_change()) };
+        if let Some(waiting) = runner.state.as_ref().and_then(|s| s.waiting.as_ref())
+            && let Some(reason) = waiting.reason.as_deref().filter(|r| STUCK_REASONS.contains(r))
+        {
+            let timeout = self.ctx.options.runner_start_timeout;
+            if age(&pod.metadata) >= timeout {
+                return self.pod_failed(pod, &format!("{reason} for {}s", timeout.as_secs())).await;
+            }
+            return Ok(Action::requeue(timeout.saturating_sub(age(&pod.metadata)).max(Duration::from_secs(1))));
+        }
+        let ready = status.conditions.iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True");
+        let current = self.er.status.clone().unwrap_or_default();
+        let phase = if pod_phase.is_empty() { phase::PENDING } else { pod_phase };
+        if current.phase.as_deref() != Some(phase) || current.ready != Some(ready) {
+            self.patch_status(
+                json!({"phase": phase, "ready": ready, "reason": status.reason, "message": status.message}),
+            )
+            .await?;
+        }
+        Ok(Action::await_change())
+    }
+
+    async fn mark_outdated(&self) -> Result<Action> {
+        if let Some(id) = runner_id(self.er) {
+            self.github().await?.remove_runner(id).await?;
+        }
+        self.patch_status(
+            json!({"phase": phase::OUTDATED, "reason": "Outdated", "message": "runner version deprecated"}),
+        )
+        .await?;
+        Ok(Action::await_change())
+    }
+
+    /// ARC's "deleteEphemeralRunnerOrPod": a busy runner's job is lost and the runner goes; an idle one's pod
+    /// is deleted, the failure recorded, and its JIT config discarded.
+    async fn pod_failed(&self, pod: &Pod, why: &str) -> Result<Action> {
+        ignore_not_found(self.pods.delete(&self.name, &DeleteParams::default()).await)?;
+        self.pod_lost(&pod.uid().unwrap_or_default(), why).await
+    }
+
+    async fn pod_lost(&self, pod_uid: &str, why: &str) -> Result<Action> {
+        if is_busy(self.er) {
+            let job = self.er.status.as_ref().and_then(|s| s.job_id.clone()).unwrap_or_default();
+            self.ctx
+                .event(self.er, true, "JobLost", format!("{why} while running job {job}; removing the runner"))
+                .await;
+            ignore_not_found(self.api.delete(&self.name, &DeleteParams::default()).await)?;
+            return Ok(Action::await_change());
+        }
+        if let Some(id) = runner_id(self.er) {
+            match self.github().await?.remove_runner(id).await {
+                Ok(()) => {}
+                Err(ActionsError::JobStillRunning(_)) => {
+                    self.ctx
+                        .event(
+                            self.er,
+                            true,
+                            "JobLost",
+                            format!("{why} after the runner took a job; removing the runner"),
+                        )
+                        .await;
+                    ignore_not_found(self.api.delete(&self.name, &DeleteParams::default()).await)?;
+                    return Ok(Action::await_change());
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        ignore_not_found(self.secrets.delete(&self.name, &DeleteParams::default()).await)?;
+        let mut failures = self.er.status.as_ref().and_then(|s| s.failures.clone()).unwrap_or_default();
+        failures.insert(pod_uid.to_string(), Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        self.ctx
+            .event(self.er, true, "PodFailed", format!("{why}; failure {} of {MAX_FAILURES}", failures.len()))
+            .await;
+        self.patch_status(json!({
+            "phase": phase::PENDING, "ready": false, "reason": "PodFailed", "message": why,
+            "failures": failures, "runnerId": null, "runnerName": null,
+        }))
+        .await?;
+        Ok(Action::requeue(Duration::from_secs(1)))
+    }
+}
+
+/// Time left before the next pod after the recorded failures.
+fn backoff_remaining(failures: &BTreeMap<String, String>) -> Option<Duration> {
+    let last = failures.values().filter_map(|t| DateTime::parse_from_rfc3339(t).ok()).max()?;
+    let wait = BACKOFF_SECONDS[(failures.len() - 1).min(BACKOFF_SECONDS.len() - 1)];
+    let ready_at = last.with_timezone(&Utc) + chrono::TimeDelta::seconds(wait as i64);
+    (ready_at - Utc::now()).to_std().ok().filter(|d| !d.is_zero())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_follows_arcs_schedule() {
+        let now = Utc::now().to_rfc3339();
+        assert_eq!(backoff_remaining(&BTreeMap::from([("a".to_string(), now.clone())])), None);
+        let two = BTreeMap::from([("a".to_string(), now.clone()), ("b".to_string(), now)]);
+        let wait = backoff_remaining(&two).unwrap();
+        assert!(wait <= Duration::from_secs(5) && wait > Duration::from_secs(3), "{wait:?}");
+        let old = (Utc::now() - chrono::TimeDelta::seconds(100)).to_rfc3339();
+        let many: BTreeMap<_, _> = (0..5).map(|i| (i.to_string(), old.clone())).collect();
+        assert_eq!(backoff_remaining(&many), None);
+        assert_eq!(backoff_remaining(&BTreeMap::new()), None);
+    }
+}

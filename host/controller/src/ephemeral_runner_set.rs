@@ -1,0 +1,354 @@
+//! The EphemeralRunnerSet controller (§1.5): creates and removes EphemeralRunners by ARC's patchID rules
+//! ([`crate::runner_set_plan`]), lets the scale set's policy choose which idle runners go, rolls a changed runner
+//! spec out in place (idle runners replaced at once, busy ones finish on the old spec), and keeps the runners'
+//! proxy secret.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::StreamExt;
+use gha_actions_client::Error as ActionsError;
+use gha_crds::{AutoscalingRunnerSet, EphemeralRunner, EphemeralRunnerSet};
+use gha_policy_engine::types::ScaleDownInput;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+
+use crate::context::Context;
+use crate::ephemeral_runner::{is_busy, phase};
+use crate::error::{Result, ignore_not_found, optional};
+use crate::finalizers;
+use crate::github::GitHubSettings;
+use crate::labels::{annotation, finalizer, hash_of, label, name_suffix};
+use crate::metrics::ScaleSetLabels;
+use crate::runner_set_plan::{self, RunnerState, RunnerView};
+
+/// ERS phase when a runner reported a deprecated version: no scaling until the runner spec changes.
+pub const PHASE_OUTDATED: &str = "Outdated";
+
+/// Runs the controller until `shutdown`.
+pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    let (sets, runners): (Api<EphemeralRunnerSet>, Api<EphemeralRunner>) = match &ctx.options.watch_single_namespace {
+        Some(ns) => (Api::namespaced(ctx.kube.clone(), ns), Api::namespaced(ctx.kube.clone(), ns)),
+        None => (Api::all(ctx.kube.clone()), Api::all(ctx.kube.clone())),
+    };
+    Controller::new(sets, watcher::Config::default())
+        .owns(runners, watcher::Config::default())
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, crate::retry_after_error, ctx)
+        .for_each(|_| async {})
+        .await;
+}
+
+/// The hash of the runner template, stamped on the ERS once its runners follow it.
+pub fn runner_spec_hash(ers: &EphemeralRunnerSet) -> String {
+    hash_of(&ers.spec.ephemeral_runner_spec)
+}
+
+/// Name of the runners' proxy secret.
+pub fn proxy_secret_name(ers: &EphemeralRunnerSet) -> String {
+    format!("{}-{}-runner-proxy", ers.name_any(), name_suffix(&[&ers.namespace().unwrap_or_default()]))
+}
+
+struct RunnerSet<'a> {
+    ctx: &'a Context,
+    ers: &'a EphemeralRunnerSet,
+    api: Api<EphemeralRunnerSet>,
+    runners: Api<EphemeralRunner>,
+}
+
+/// One reconcile of one EphemeralRunnerSet.
+pub async fn reconcile(ers: Arc<EphemeralRunnerSet>, ctx: Arc<Context>) -> Result<Action> {
+    let namespace = ers.namespace().unwrap_or_default();
+    let set = RunnerSet {
+        ctx: &ctx,
+        ers: &ers,
+        api: Api::namespaced(ctx.kube.clone(), &namespace),
+        runners: Api::namespaced(ctx.kube.clone(), &namespace),
+    };
+    set.reconcile().await
+}
+
+fn view(runner: &EphemeralRunner) -> RunnerView {
+    let state = match runner.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("") {
+        phase::RUNNING => RunnerState::Running,
+        phase::SUCCEEDED => RunnerState::Finished,
+        phase::FAILED => RunnerState::Failed,
+        phase::OUTDATED => RunnerState::Outdated,
+        _ => RunnerState::Pending,
+    };
+    RunnerView {
+        name: runner.name_any(),
+        state,
+        deleting: runner.metadata.deletion_timestamp.is_some(),
+        patch_id: runner.annotations().get(annotation::PATCH_ID).and_then(|v| v.parse().ok()).unwrap_or(0),
+        registered: runner.status.as_ref().and_then(|s| s.runner_id).is_some_and(|id| id > 0),
+        busy: is_busy(runner),
+        created_unix_ms: runner.metadata.creation_timestamp.as_ref().map_or(0, |t| t.0.as_millisecond().max(0) as u64),
+    }
+}
+
+impl RunnerSet<'_> {
+    async fn reconcile(&self) -> Result<Action> {
+        if self.ers.metadata.deletion_timestamp.is_some() {
+            return self.finalize().await;
+        }
+        if finalizers::ensure(&self.api, self.ers, finalizer::EPHEMERAL_RUNNER_SET).await? {
+            return Ok(Action::await_change());
+        }
+        let runners = self.list_runners().await?;
+        let hash = runner_spec_hash(self.ers);
+        if self.ers.annotations().get(annotation::INTEGRITY_HASH) != Some(&hash) {
+            return self.roll_out(&runners, &hash).await;
+        }
+        let outdated = self.ers.status.as_ref().and_then(|s| s.phase.as_deref()) == Some(PHASE_OUTDATED)
+            || runners.iter().any(|r| view(r).state == RunnerState::Outdated);
+        if outdated {
+            // A deprecated runner version: stop scaling until the template changes (the ARS shows why).
+            self.remove_idle(&runners).await?;
+            self.update_status(&runners, PHASE_OUTDATED).await?;
+            return Ok(Action::await_change());
+        }
+        self.ensure_proxy_secret().await?;
+        self.scale(&runners).await?;
+        let runners = self.list_runners().await?;
+        self.update_status(&runners, "Running").await?;
+        Ok(Action::requeue(self.ctx.options.sync_period))
+    }
+
+    async fn list_runners(&self) -> Result<Vec<EphemeralRunner>> {
+        let uid = self.ers.uid().unwrap_or_default();
+        let selector = format!("{}={}", label::SCALE_SET_NAME, label_of(self.ers, label::SCALE_SET_NAME));
+        let list = self.runners.list(&ListParams::default().labels(&selector)).await?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter(|r| r.owner_references().iter().any(|o| o.controller == Some(true) && o.uid == uid))
+            .collect())
+    }
+
+    /// Deletion: every runner goes (busy ones wait in their finalizer for their job), then the proxy secret.
+    async fn finalize(&self) -> Result<Action> {
+        let runners = self.list_runners().await?;
+        for runner in runners.iter().filter(|r| r.metadata.deletion_timestamp.is_none()) {
+            ignore_not_found(self.runners.delete(&runner.name_any(), &DeleteParams::default()).await)?;
+        }
+        if !runners.is_empty() {
+            return Ok(Action::requeue(Duration::from_secs(5)));
+        }
+        let secrets: Api<Secret> = Api::namespaced(self.ctx.kube.clone(), &self.ers.namespace().unwrap_or_default());
+        ignore_not_found(secrets.delete(&proxy_secret_name(self.ers), &DeleteParams::default()).await)?;
+        self.ctx.metrics.forget(&ScaleSetLabels::from_labels(self.ers.labels()));
+        finalizers::remove(&self.api, self.ers, finalizer::EPHEMERAL_RUNNER_SET).await?;
+        Ok(Action::await_change())
+    }
+
+    /// Deletes idle and terminated runners (busy ones finish). Returns how many live runners went.
+    async fn remove_idle(&self, runners: &[EphemeralRunner]) -> Result<u32> {
+        let mut removed = 0;
+        for runner in runners.iter().filter(|r| r.metadata.deletion_timestamp.is_none() && !is_busy(r)) {
+            let live = matches!(view(runner).state, RunnerState::Pending | RunnerState::Running);
+            if live && !self.remove_from_github(runner).await? {
+                continue;
+            }
+            ignore_not_found(self.runners.delete(&runner.name_any(), &DeleteParams::default()).await)?;
+            removed += u32::from(live);
+        }
+        Ok(removed)
+    }
+
+    /// The runner template changed: idle runners are replaced now, busy ones finish on the old template.
+    async fn roll_out(&self, runners: &[EphemeralRunner], hash: &str) -> Result<Action> {
+        let removed = self.remove_idle(runners).await?;
+        let remaining = runners.iter().filter(|r| r.metadata.deletion_timestamp.is_none() && is_busy(r)).count() as u32;
+        let replicas = self.ers.spec.replicas.unwrap_or(0).max(0) as u32;
+        let replace = removed.min(replicas.saturating_sub(remaining));
+        self.ensure_proxy_secret().await?;
+        for _ in 0..replace {
+            self.create_runner().await?;
+        }
+        let patch = json!({"metadata": {"annotations": {annotation::INTEGRITY_HASH: hash}}});
+        self.api.patch(&self.ers.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        if self.ers.status.as_ref().and_then(|s| s.phase.as_deref()) == Some(PHASE_OUTDATED) {
+            let status = json!({"status": {"phase": "Running"}});
+            self.api.patch_status(&self.ers.name_any(), &PatchParams::default(), &Patch::Merge(&status)).await?;
+        }
+        tracing::info!(runner_set = %self.ers.name_any(), removed, replace, "runner template rolled out");
+        Ok(Action::requeue(Duration::from_secs(1)))
+    }
+
+    /// RemoveRunner on GitHub for a registered runner; false when it took a job meanwhile.
+    async fn remove_from_github(&self, runner: &EphemeralRunner) -> Result<bool> {
+        let Some(id) = runner.status.as_ref().and_then(|s| s.runner_id).filter(|id| *id > 0) else {
+            return Ok(true);
+        };
+        let spec = &self.ers.spec.ephemeral_runner_spec;
+        let namespace = self.ers.namespace().unwrap_or_default();
+        let settings = GitHubSettings {
+            namespace: &namespace,
+            config_url: &spec.github_config_url,
+            secret: &spec.github_config_secret,
+            proxy: spec.proxy.as_ref(),
+            tls: spec.github_server_tls.as_ref(),
+        };
+        let client = self.ctx.github.client(&self.ctx.kube, settings).await?;
+        match client.remove_runner(id).await {
+            Ok(()) => Ok(true),
+            Err(ActionsError::JobStillRunning(_)) => {
+                tracing::info!(runner = %runner.name_any(), "runner took a job; kept");
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn scale(&self, runners: &[EphemeralRunner]) -> Result<()> {
+        let views: Vec<RunnerView> = runners.iter().map(view).collect();
+        let replicas = self.ers.spec.replicas.unwrap_or(0).max(0) as u32;
+        let patch_id = self.ers.spec.patch_id;
+        let now = Utc::now().timestamp_millis().max(0) as u64;
+        let mut offered: Option<ScaleDownInput> = None;
+        let mut plan = runner_set_plan::plan(replicas, patch_id, &views, now, |input| {
+            offered = Some(input.clone());
+            arc_default::ArcDefault::order(input)
+        });
+        if let Some(input) = offered
+            && let Some(chosen) = self.policy_selection(input).await
+        {
+            plan = runner_set_plan::plan(replicas, patch_id, &views, now, |_| chosen);
+        }
+        for name in &plan.cleanup {
+            ignore_not_found(self.runners.delete(name, &DeleteParams::default()).await)?;
+        }
+        // Failed runners were removed from GitHub when they failed; deleting them frees capacity (#4258).
+        for runner in views.iter().filter(|r| r.state == RunnerState::Failed && !r.deleting) {
+            ignore_not_found(self.runners.delete(&runner.name, &DeleteParams::default()).await)?;
+        }
+        for _ in 0..plan.create {
+            self.create_runner().await?;
+        }
+        for name in &plan.remove {
+            let Some(runner) = runners.iter().find(|r| r.name_any() == *name) else { continue };
+            if self.remove_from_github(runner).await? {
+                ignore_not_found(self.runners.delete(name, &DeleteParams::default()).await)?;
+            }
+        }
+        if plan.create > 0 || !plan.remove.is_empty() {
+            tracing::info!(
+                runner_set = %self.ers.name_any(), replicas, patch_id, current = plan.current,
+                create = plan.create, remove = plan.remove.len(), "scaled"
+            );
+        }
+        Ok(())
+    }
+
+    /// The policy's choice of idle runners to remove; None = ARC's order (no policy, or no `select` hook).
+    async fn policy_selection(&self, input: ScaleDownInput) -> Option<Vec<String>> {
+        let ars_name = self.ers.labels().get(label::SCALE_SET_NAME)?;
+        let sets: Api<AutoscalingRunnerSet> =
+            Api::namespaced(self.ctx.kube.clone(), &self.ers.namespace().unwrap_or_default());
+        let ars = optional(sets.get(ars_name).await).ok()??;
+        ars.spec.policy.as_ref()?;
+        let policy = self.ctx.policies.for_runner_set(&self.ctx.kube, &ars).await.ok()?;
+        let decided = tokio::task::spawn_blocking(move || policy.select(&input)).await.ok()?;
+        match decided {
+            Ok(decided) => Some(decided.value),
+            Err(e) => {
+                tracing::warn!(runner_set = %self.ers.name_any(), error = %e, "scale-down selection failed; nothing removed");
+                Some(Vec::new())
+            }
+        }
+    }
+
+    async fn create_runner(&self) -> Result<()> {
+        let meta = self.ers.spec.ephemeral_runner_metadata.clone().unwrap_or_default();
+        let mut labels = self.ers.labels().clone();
+        labels.insert(label::COMPONENT.into(), "runner".into());
+        labels.extend(meta.labels.unwrap_or_default());
+        let mut annotations: BTreeMap<String, String> = self
+            .ers
+            .annotations()
+            .iter()
+            .filter(|(k, _)| !k.starts_with("kubectl.kubernetes.io/"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        annotations.extend(meta.annotations.unwrap_or_default());
+        annotations.insert(annotation::PATCH_ID.into(), self.ers.spec.patch_id.to_string());
+        let mut spec = self.ers.spec.ephemeral_runner_spec.clone();
+        if spec.proxy.is_some() {
+            spec.proxy_secret_ref = Some(proxy_secret_name(self.ers));
+        }
+        let runner = EphemeralRunner {
+            metadata: ObjectMeta {
+                generate_name: Some(format!("{}-runner-", self.ers.name_any())),
+                namespace: self.ers.namespace(),
+                labels: Some(labels),
+                annotations: Some(annotations),
+                owner_references: self.ers.controller_owner_ref(&()).map(|r| vec![r]),
+                finalizers: Some(vec![finalizer::EPHEMERAL_RUNNER.into(), finalizer::RUNNER_REGISTRATION.into()]),
+                ..Default::default()
+            },
+            spec,
+            status: None,
+        };
+        self.runners.create(&PostParams::default(), &runner).await?;
+        Ok(())
+    }
+
+    async fn ensure_proxy_secret(&self) -> Result<()> {
+        let Some(proxy) = &self.ers.spec.ephemeral_runner_spec.proxy else { return Ok(()) };
+        let namespace = self.ers.namespace().unwrap_or_default();
+        let env = crate::secrets::proxy_env(&self.ctx.kube, &namespace, proxy).await?;
+        let secrets: Api<Secret> = Api::namespaced(self.ctx.kube.clone(), &namespace);
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(proxy_secret_name(self.ers)),
+                namespace: Some(namespace),
+                owner_references: self.ers.controller_owner_ref(&()).map(|r| vec![r]),
+                ..Default::default()
+            },
+            data: Some(env.into_iter().map(|(k, v)| (k, ByteString(v.into_bytes()))).collect()),
+            ..Default::default()
+        };
+        crate::apply::apply(&secrets, &secret).await.map(|_| ())
+    }
+
+    async fn update_status(&self, runners: &[EphemeralRunner], phase: &str) -> Result<()> {
+        let views: Vec<RunnerView> = runners.iter().map(view).collect();
+        let live = |state| views.iter().filter(|r| !r.deleting && r.state == state).count() as i32;
+        let (pending, running, failed) =
+            (live(RunnerState::Pending), live(RunnerState::Running), live(RunnerState::Failed));
+        self.ctx.metrics.runners(
+            &ScaleSetLabels::from_labels(self.ers.labels()),
+            pending as u32,
+            running as u32,
+            failed as u32,
+        );
+        let status = gha_crds::EphemeralRunnerSetStatus {
+            current_replicas: Some(pending + running + failed),
+            pending_ephemeral_runners: Some(pending),
+            running_ephemeral_runners: Some(running),
+            failed_ephemeral_runners: Some(failed),
+            phase: Some(phase.into()),
+        };
+        if self.ers.status.as_ref() == Some(&status) {
+            return Ok(());
+        }
+        let patch = json!({"status": status});
+        ignore_not_found(
+            self.api.patch_status(&self.ers.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await,
+        )?;
+        Ok(())
+    }
+}
+
+fn label_of<'a>(ers: &'a EphemeralRunnerSet, key: &str) -> &'a str {
+    ers.labels().get(key).map(String::as_str).unwrap_or_default()
+}

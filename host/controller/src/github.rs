@@ -1,0 +1,91 @@
+//! Actions-service clients, cached per (namespace, config URL, secret) and rebuilt when the credentials, proxy
+//! or root CA change, so admin tokens are reused across reconciles (ARC's `multiclient`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use gha_actions_client::{ActionsClient, ClientOptions, UserAgent};
+use gha_crds::{ProxyConfig, TlsConfig};
+use kube::Client;
+
+use crate::error::{Error, Result};
+use crate::labels::hash_of;
+use crate::secrets;
+
+/// Where a resource's GitHub settings come from (the fields ARS, ERS, ER and AL share).
+#[derive(Debug, Clone, Copy)]
+pub struct GitHubSettings<'a> {
+    /// Namespace of the secret.
+    pub namespace: &'a str,
+    /// `githubConfigUrl`.
+    pub config_url: &'a str,
+    /// `githubConfigSecret`.
+    pub secret: &'a str,
+    /// `proxy`.
+    pub proxy: Option<&'a ProxyConfig>,
+    /// `githubServerTLS`.
+    pub tls: Option<&'a TlsConfig>,
+}
+
+/// Clients by (namespace, config URL, secret), with the fingerprint of what they were built from.
+type ClientMap = HashMap<(String, String, String), (String, Arc<ActionsClient>)>;
+
+/// The cache.
+#[derive(Default)]
+pub struct GitHubClients {
+    force_ghes: bool,
+    clients: Mutex<ClientMap>,
+}
+
+impl GitHubClients {
+    /// An empty cache.
+    pub fn new(force_ghes: bool) -> Self {
+        GitHubClients { force_ghes, clients: Mutex::default() }
+    }
+
+    /// The client for `settings`, reading the secret (and proxy secrets, CA ConfigMap) each time to notice
+    /// rotations.
+    ///
+    /// # Errors
+    /// A missing secret or key, both or neither credential method, a bad URL, proxy or CA.
+    pub async fn client(&self, kube: &Client, settings: GitHubSettings<'_>) -> Result<Arc<ActionsClient>> {
+        let data = secrets::read_secret(kube, settings.namespace, settings.secret).await?;
+        let credentials = secrets::credentials(settings.secret, &data)?;
+        let proxy = match settings.proxy {
+            Some(proxy) => secrets::proxy_env(kube, settings.namespace, proxy).await?,
+            None => Default::default(),
+        };
+        let root_ca =
+            match settings.tls.and_then(|t| t.certificate_from.as_ref()).and_then(|c| c.config_map_key_ref.as_ref()) {
+                Some(key_ref) => Some(
+                    String::from_utf8(
+                        secrets::read_config_map_key(kube, settings.namespace, &key_ref.name, &key_ref.key).await?,
+                    )
+                    .map_err(|_| {
+                        Error::Invalid(format!("configmap {} key {} is not PEM text", key_ref.name, key_ref.key))
+                    })?,
+                ),
+                None => None,
+            };
+        let fingerprint = hash_of(&(settings.config_url, &data, &proxy, &root_ca));
+        let key = (settings.namespace.to_string(), settings.config_url.to_string(), settings.secret.to_string());
+        if let Some((hash, client)) = self.lock().get(&key)
+            && *hash == fingerprint
+        {
+            return Ok(client.clone());
+        }
+        let mut options = ClientOptions::new(settings.config_url, credentials);
+        options.force_ghes = self.force_ghes;
+        options.root_ca_pem = root_ca;
+        options.proxy = proxy.get("https_proxy").or_else(|| proxy.get("http_proxy")).cloned();
+        options.no_proxy = proxy.get("no_proxy").cloned();
+        options.user_agent = UserAgent { subsystem: "controller".into(), ..UserAgent::default() };
+        let client = Arc::new(ActionsClient::new(options).map_err(|e| Error::Invalid(e.to_string()))?);
+        self.lock().insert(key, (fingerprint, client.clone()));
+        Ok(client)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ClientMap> {
+        self.clients.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

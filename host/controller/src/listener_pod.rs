@@ -1,0 +1,294 @@
+//! The listener's objects (§1.7): ServiceAccount, the Role that lets it patch only its own runner set, the
+//! RoleBinding, the config secret, and the pod with the user's `listenerTemplate` merged in as ARC merges it.
+
+use std::collections::BTreeMap;
+
+use gha_crds::AutoscalingListener;
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EnvFromSource, EnvVar, Pod, PodSpec, SecretEnvSource, SecretVolumeSource, ServiceAccount,
+    Volume, VolumeMount,
+};
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::{Resource, ResourceExt};
+
+use crate::labels::{annotation, hash_of, label};
+use crate::options::ControllerOptions;
+
+/// The listener container.
+pub const LISTENER_CONTAINER: &str = "listener";
+/// Where the config secret is mounted.
+pub const CONFIG_DIR: &str = "/etc/gha-listener";
+const CONFIG_VOLUME: &str = "listener-config";
+
+/// Name of the config secret.
+pub fn config_secret_name(listener: &AutoscalingListener) -> String {
+    format!("{}-config", listener.name_any())
+}
+
+/// Name of the proxy secret.
+pub fn proxy_secret_name(listener: &AutoscalingListener) -> String {
+    format!("{}-proxy", listener.name_any())
+}
+
+fn meta(
+    listener: &AutoscalingListener,
+    namespace: &str,
+    name: String,
+    extra: Option<&gha_crds::ResourceMeta>,
+    owned: bool,
+) -> ObjectMeta {
+    let mut labels = listener.labels().clone();
+    labels.insert(label::LISTENER_NAME.into(), listener.name_any());
+    labels.insert(label::LISTENER_NAMESPACE.into(), listener.namespace().unwrap_or_default());
+    let extra = extra.cloned().unwrap_or_default();
+    labels.extend(extra.labels.unwrap_or_default());
+    ObjectMeta {
+        name: Some(name),
+        namespace: Some(namespace.into()),
+        labels: Some(labels),
+        annotations: extra.annotations,
+        owner_references: owned.then(|| listener.controller_owner_ref(&()).map(|r| vec![r])).flatten(),
+        ..Default::default()
+    }
+}
+
+/// The listener's ServiceAccount (controller namespace, owned by the listener).
+pub fn service_account(listener: &AutoscalingListener) -> ServiceAccount {
+    let namespace = listener.namespace().unwrap_or_default();
+    ServiceAccount {
+        metadata: meta(
+            listener,
+            &namespace,
+            listener.name_any(),
+            listener.spec.service_account_metadata.as_ref(),
+            true,
+        ),
+        ..Default::default()
+    }
+}
+
+/// The Role in the runner namespace: read and patch this runner set only, patch runners' status, and (for
+/// policies with a pod-mutator) label runner pods on job events.
+pub fn role(listener: &AutoscalingListener, label_pods: bool) -> Role {
+    let spec = &listener.spec;
+    let rule = |resources: &[&str], verbs: &[&str], names: Option<Vec<String>>| PolicyRule {
+        api_groups: Some(vec![if resources[0] == "pods" { "" } else { "actions.github.com" }.into()]),
+        resources: Some(resources.iter().map(|r| r.to_string()).collect()),
+        verbs: verbs.iter().map(|v| v.to_string()).collect(),
+        resource_names: names,
+        non_resource_urls: None,
+    };
+    let mut rules = vec![
+        rule(&["ephemeralrunnersets"], &["get", "patch"], Some(vec![spec.ephemeral_runner_set_name.clone()])),
+        rule(&["ephemeralrunners", "ephemeralrunners/status"], &["patch"], None),
+    ];
+    if label_pods {
+        rules.push(rule(&["pods"], &["patch"], None));
+    }
+    Role {
+        metadata: meta(
+            listener,
+            &spec.autoscaling_runner_set_namespace,
+            listener.name_any(),
+            spec.role_metadata.as_ref(),
+            false,
+        ),
+        rules: Some(rules),
+    }
+}
+
+/// The RoleBinding of [`role`] to the listener's ServiceAccount.
+pub fn role_binding(listener: &AutoscalingListener) -> RoleBinding {
+    let spec = &listener.spec;
+    RoleBinding {
+        metadata: meta(
+            listener,
+            &spec.autoscaling_runner_set_namespace,
+            listener.name_any(),
+            spec.role_binding_metadata.as_ref(),
+            false,
+        ),
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "Role".into(),
+            name: listener.name_any(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: listener.name_any(),
+            namespace: listener.namespace(),
+            api_group: None,
+        }]),
+    }
+}
+
+/// A secret owned by the listener in its namespace.
+pub fn secret(
+    listener: &AutoscalingListener,
+    name: String,
+    data: BTreeMap<String, Vec<u8>>,
+) -> k8s_openapi::api::core::v1::Secret {
+    let namespace = listener.namespace().unwrap_or_default();
+    k8s_openapi::api::core::v1::Secret {
+        metadata: meta(listener, &namespace, name, listener.spec.config_secret_metadata.as_ref(), true),
+        data: Some(data.into_iter().map(|(k, v)| (k, k8s_openapi::ByteString(v))).collect()),
+        ..Default::default()
+    }
+}
+
+/// Merges the template's `listener` container into ours: image, command, resources, probes and security context
+/// override; env, args, ports, volume mounts and envFrom append.
+fn merge_listener_container(ours: &mut Container, theirs: Container) {
+    macro_rules! take {
+        ($($field:ident),*) => { $( if theirs.$field.is_some() { ours.$field = theirs.$field; } )* };
+    }
+    macro_rules! append {
+        ($($field:ident),*) => { $( if let Some(extra) = theirs.$field { ours.$field.get_or_insert_with(Vec::new).extend(extra); } )* };
+    }
+    take!(
+        image,
+        command,
+        resources,
+        liveness_probe,
+        readiness_probe,
+        startup_probe,
+        security_context,
+        image_pull_policy
+    );
+    append!(env, args, ports, volume_mounts, env_from);
+}
+
+/// The listener pod. `config_hash` covers the config secret, so a new config recreates the pod.
+pub fn pod(listener: &AutoscalingListener, options: &ControllerOptions, config_hash: &str) -> Pod {
+    let template = listener.spec.template.clone().unwrap_or_default();
+    let mut spec: PodSpec = template.spec.unwrap_or_default();
+    let mut ours = Container {
+        name: LISTENER_CONTAINER.into(),
+        image: Some(listener.spec.image.clone()),
+        command: Some(vec![options.listener_entrypoint.clone(), "listener".into()]),
+        env: Some(vec![EnvVar {
+            name: "LISTENER_CONFIG_PATH".into(),
+            value: Some(format!("{CONFIG_DIR}/config.json")),
+            value_from: None,
+        }]),
+        volume_mounts: Some(vec![VolumeMount {
+            name: CONFIG_VOLUME.into(),
+            mount_path: CONFIG_DIR.into(),
+            read_only: Some(true),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
+    if let Some(port) = crate::options::bind_address(&options.listener_metrics_addr)
+        .and_then(|addr| addr.rsplit(':').next().and_then(|p| p.parse::<i32>().ok()))
+    {
+        ours.ports =
+            Some(vec![ContainerPort { name: Some("metrics".into()), container_port: port, ..Default::default() }]);
+    }
+    if listener.spec.proxy.is_some() {
+        ours.env_from = Some(vec![EnvFromSource {
+            secret_ref: Some(SecretEnvSource { name: proxy_secret_name(listener), optional: None }),
+            ..Default::default()
+        }]);
+    }
+    let mut sidecars = Vec::new();
+    for container in std::mem::take(&mut spec.containers) {
+        if container.name == LISTENER_CONTAINER {
+            merge_listener_container(&mut ours, container);
+        } else {
+            sidecars.push(container);
+        }
+    }
+    spec.containers = std::iter::once(ours).chain(sidecars).collect();
+    spec.service_account_name = Some(listener.name_any());
+    spec.service_account = None;
+    spec.restart_policy = Some("Never".into());
+    spec.node_selector.get_or_insert_with(|| BTreeMap::from([("kubernetes.io/os".into(), "linux".into())]));
+    spec.termination_grace_period_seconds.get_or_insert(60);
+    spec.volumes.get_or_insert_with(Vec::new).push(Volume {
+        name: CONFIG_VOLUME.into(),
+        secret: Some(SecretVolumeSource { secret_name: Some(config_secret_name(listener)), ..Default::default() }),
+        ..Default::default()
+    });
+    if let Some(secrets) = &listener.spec.image_pull_secrets {
+        spec.image_pull_secrets.get_or_insert_with(Vec::new).extend(secrets.iter().cloned());
+    }
+    let template_meta = template.metadata.unwrap_or_default();
+    let mut labels = listener.labels().clone();
+    for (k, v) in template_meta.labels.unwrap_or_default() {
+        labels.entry(k).or_insert(v);
+    }
+    let mut annotations = BTreeMap::new();
+    for (k, v) in template_meta.annotations.unwrap_or_default() {
+        annotations.entry(k).or_insert(v);
+    }
+    annotations.insert(annotation::INTEGRITY_HASH.into(), hash_of(&(&spec, &labels, config_hash)));
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(listener.name_any()),
+            namespace: listener.namespace(),
+            labels: Some(labels),
+            annotations: Some(annotations),
+            owner_references: listener.controller_owner_ref(&()).map(|r| vec![r]),
+            ..Default::default()
+        },
+        spec: Some(spec),
+        status: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gha_crds::AutoscalingListenerSpec;
+    use k8s_openapi::api::core::v1::PodTemplateSpec;
+
+    #[test]
+    fn the_template_merges_as_arc_merges_it() {
+        let template: PodTemplateSpec = serde_json::from_value(serde_json::json!({
+            "metadata": {"labels": {"team": "infra", "app.kubernetes.io/component": "mine"}},
+            "spec": {
+                "serviceAccountName": "ignored",
+                "tolerations": [{"key": "dedicated", "operator": "Exists"}],
+                "containers": [
+                    {"name": "listener", "image": "custom:1", "env": [{"name": "EXTRA", "value": "1"}],
+                     "resources": {"limits": {"memory": "64Mi"}}},
+                    {"name": "sidecar", "image": "proxy:1"}
+                ]
+            }
+        }))
+        .unwrap();
+        let mut listener = AutoscalingListener::new(
+            "ars-abc-listener",
+            AutoscalingListenerSpec {
+                image: "controller:1".into(),
+                template: Some(template),
+                ephemeral_runner_set_name: "ars".into(),
+                autoscaling_runner_set_namespace: "ci".into(),
+                ..Default::default()
+            },
+        );
+        listener.metadata.namespace = Some("arc-systems".into());
+        listener.metadata.labels =
+            Some(BTreeMap::from([("app.kubernetes.io/component".into(), "runner-scale-set-listener".into())]));
+        let pod = pod(&listener, &ControllerOptions::default(), "h");
+        let spec = pod.spec.unwrap();
+        assert_eq!(spec.service_account_name.as_deref(), Some("ars-abc-listener"));
+        assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
+        assert_eq!(spec.tolerations.unwrap().len(), 1);
+        assert_eq!(spec.containers.len(), 2);
+        let ours = &spec.containers[0];
+        assert_eq!(ours.image.as_deref(), Some("custom:1"));
+        let env: Vec<_> = ours.env.iter().flatten().map(|e| e.name.as_str()).collect();
+        assert_eq!(env, ["LISTENER_CONFIG_PATH", "EXTRA"]);
+        assert!(ours.resources.is_some());
+        let labels = pod.metadata.labels.unwrap();
+        assert_eq!(labels["team"], "infra");
+        assert_eq!(labels["app.kubernetes.io/component"], "runner-scale-set-listener", "ours are not overridden");
+        let role = role(&listener, false);
+        let rules = role.rules.unwrap();
+        assert_eq!(rules[0].resource_names.as_deref(), Some(&["ars".to_string()][..]));
+        assert!(rules.iter().all(|r| r.resources.as_ref().unwrap()[0] != "pods"));
+    }
+}
