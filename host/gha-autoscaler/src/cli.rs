@@ -1,6 +1,7 @@
 //! Command-line interface: a `Cli` holding one `Command`; each subcommand parses into typed values and calls
 //! library code.
 
+mod controller;
 mod crds;
 mod kube_api;
 mod listener;
@@ -35,6 +36,8 @@ pub enum Command {
     KubeApi(kube_api::KubeApiArgs),
     /// Print the CRDs generated from the Rust types.
     Crds(crds::CrdsArgs),
+    /// Run the controller manager (what the controller chart deploys).
+    Controller(controller::ControllerArgs),
     /// Run the listener of one scale set (what listener pods run).
     Listener(listener::ListenerArgs),
 }
@@ -46,6 +49,7 @@ impl Command {
             Command::Policy(args) => args.execute().await,
             Command::KubeApi(args) => args.execute().await,
             Command::Crds(args) => args.execute(),
+            Command::Controller(args) => args.execute().await,
             Command::Listener(args) => args.execute().await,
         }
     }

@@ -1,6 +1,7 @@
 //! `gha-autoscaler`: one binary, one subcommand per role. `main` only parses, starts telemetry and runs.
 
 mod cli;
+mod signals;
 mod telemetry;
 
 use std::process::ExitCode;

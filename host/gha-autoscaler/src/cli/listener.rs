@@ -15,27 +15,6 @@ pub struct ListenerArgs {
     config: PathBuf,
 }
 
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
-    tracing::info!("shutting down: finishing the message in hand and deleting the session");
-}
-
 impl ListenerArgs {
     pub async fn execute(self) -> anyhow::Result<ExitCode> {
         let text =
@@ -54,7 +33,7 @@ impl ListenerArgs {
             Some(url) => kube::Client::try_from(kube::Config::new(url.parse().context("kubernetes_api_url")?))?,
             None => kube::Client::try_default().await.context("connecting to Kubernetes")?,
         };
-        match gha_listener::run(config, kube, shutdown_signal()).await {
+        match gha_listener::run(config, kube, crate::signals::shutdown()).await {
             Ok(()) => Ok(ExitCode::SUCCESS),
             Err(e) => {
                 tracing::error!(error = %e, "listener stopped");

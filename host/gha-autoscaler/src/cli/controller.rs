@@ -1,0 +1,25 @@
+//! `gha-autoscaler controller`: the controller manager (what the controller chart's Deployment runs).
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use gha_controller::ControllerOptions;
+
+/// Run the controller manager: AutoscalingRunnerSet, EphemeralRunnerSet, EphemeralRunner and
+/// AutoscalingListener controllers.
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    #[command(flatten)]
+    options: ControllerOptions,
+}
+
+impl ControllerArgs {
+    pub async fn execute(self) -> anyhow::Result<ExitCode> {
+        let config = kube::Config::infer().await.context("finding the cluster (kubeconfig or in-cluster config)")?;
+        let client = gha_controller::rate_limit::client(config, self.options.kube_qps, self.options.kube_burst)
+            .context("building the Kubernetes client")?;
+        gha_controller::run(client, self.options, crate::signals::shutdown()).await?;
+        Ok(ExitCode::SUCCESS)
+    }
+}

@@ -1,0 +1,188 @@
+//! The whole product offline, on loopback: the fake Actions service, the in-memory Kubernetes API with the
+//! CRDs, the controller manager, and a simulated kubelet that plays runner pods and runs listener pods as real
+//! `gha-autoscaler listener` processes. `demo`, the end-to-end tests and the benchmarks start one of these.
+#![deny(missing_docs)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use gha_actions_fake::{FakeActions, FakeOptions};
+use gha_controller::{Context, ControllerOptions};
+use gha_crds::{AutoscalingRunnerSet, AutoscalingRunnerSetSpec, PolicySpecCr};
+use gha_mem_kube::{MemKube, MemKubeOptions};
+use gha_sim_kubelet::{KubeletOptions, SimulatedKubelet};
+use k8s_openapi::api::core::v1::{Container, Namespace, PodSpec, PodTemplateSpec, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::PostParams;
+use kube::{Api, Client};
+use tokio::sync::watch;
+
+/// The PAT the fake accepts.
+pub const TOKEN: &str = "ghp_fake";
+/// The organization scale sets register in.
+pub const ORG: &str = "acme";
+/// Namespace of the controller and listeners.
+pub const CONTROLLER_NAMESPACE: &str = "arc-systems";
+/// Namespace of scale sets and runners.
+pub const RUNNER_NAMESPACE: &str = "arc-runners";
+/// The GitHub secret every scale set uses.
+pub const GITHUB_SECRET: &str = "github-token";
+
+/// How to start a sandbox.
+#[derive(Debug, Clone)]
+pub struct SandboxOptions {
+    /// The `gha-autoscaler` binary listener pods run; None = listener pods never start (tests that drive the
+    /// EphemeralRunnerSet themselves).
+    pub listener_binary: Option<PathBuf>,
+    /// Multiplies job durations in runner pods.
+    pub time_scale: f64,
+    /// Container start-up time of every pod.
+    pub pod_start_delay: Duration,
+    /// How long the fake holds an empty long poll.
+    pub long_poll_hold: Duration,
+    /// Controller flags (namespace and listener API URL are filled in).
+    pub controller: ControllerOptions,
+}
+
+impl Default for SandboxOptions {
+    fn default() -> Self {
+        SandboxOptions {
+            listener_binary: None,
+            time_scale: 1.0,
+            pod_start_delay: Duration::from_millis(50),
+            long_poll_hold: Duration::from_millis(500),
+            controller: ControllerOptions {
+                kube_qps: 0.0,
+                runner_max_concurrent_reconciles: 8,
+                sync_period: Duration::from_secs(5),
+                ..ControllerOptions::default()
+            },
+        }
+    }
+}
+
+/// A running sandbox. Dropping it stops everything.
+pub struct Sandbox {
+    /// The fake Actions service.
+    pub fake: FakeActions,
+    /// The in-memory Kubernetes API.
+    pub kube: MemKube,
+    /// A client of it (not rate limited).
+    pub client: Client,
+    /// The simulated kubelet (fault injection).
+    pub kubelet: Arc<SimulatedKubelet>,
+    /// The controllers' shared context (metrics, policies).
+    pub context: Arc<Context>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Sandbox {
+    /// Starts the fake, the API (with CRDs and namespaces), the controller manager and the kubelet.
+    ///
+    /// # Errors
+    /// A server cannot bind or the CRDs cannot be installed.
+    pub async fn start(options: SandboxOptions) -> anyhow::Result<Self> {
+        let fake = FakeActions::start(FakeOptions { long_poll_hold: options.long_poll_hold, ..FakeOptions::default() })
+            .await
+            .context("starting the fake Actions service")?;
+        let kube = MemKube::start(MemKubeOptions::default()).await.context("starting the in-memory Kubernetes API")?;
+        let config = kube::Config::new(kube.url().parse().context("API URL")?);
+        let client = Client::try_from(config.clone())?;
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        for crd in gha_crds::all() {
+            crds.create(&PostParams::default(), &crd).await.context("installing the CRDs")?;
+        }
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        for name in [CONTROLLER_NAMESPACE, RUNNER_NAMESPACE] {
+            let namespace = Namespace { metadata: ObjectMeta { name: Some(name.into()), ..Default::default() }, ..Default::default() };
+            namespaces.create(&PostParams::default(), &namespace).await.context("creating the namespaces")?;
+        }
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), RUNNER_NAMESPACE);
+        let secret = Secret {
+            metadata: ObjectMeta { name: Some(GITHUB_SECRET.into()), ..Default::default() },
+            string_data: Some(BTreeMap::from([("github_token".to_string(), TOKEN.to_string())])),
+            ..Default::default()
+        };
+        secrets.create(&PostParams::default(), &secret).await.context("creating the GitHub secret")?;
+
+        let mut controller = options.controller.clone();
+        controller.controller_namespace = CONTROLLER_NAMESPACE.into();
+        controller.listener_kubernetes_api_url = Some(kube.url());
+        controller.listener_entrypoint = "gha-autoscaler".into();
+        controller.listener_metrics_addr = String::new();
+        let controller_client = gha_controller::rate_limit::client(config, controller.kube_qps, controller.kube_burst)?;
+        let context = gha_controller::manager::context(controller_client, controller).await?;
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = vec![tokio::spawn(gha_controller::manager::run_controllers(context.clone(), stopped))];
+
+        let binaries: HashMap<String, PathBuf> =
+            options.listener_binary.iter().map(|path| ("gha-autoscaler".to_string(), path.clone())).collect();
+        let kubelet = SimulatedKubelet::new(client.clone(), KubeletOptions {
+            actions_url: Some(fake.base_url()),
+            start_delay: options.pod_start_delay,
+            time_scale: options.time_scale,
+            binaries,
+            ..KubeletOptions::default()
+        });
+        tasks.push(tokio::spawn(kubelet.clone().run()));
+        Ok(Sandbox { fake, kube, client, kubelet, context, stop, tasks })
+    }
+
+    /// An AutoscalingRunnerSet in [`RUNNER_NAMESPACE`] registering `name` in [`ORG`].
+    pub fn runner_set(&self, name: &str, min: i32, max: i32, policy: Option<PolicySpecCr>) -> AutoscalingRunnerSet {
+        let mut ars = AutoscalingRunnerSet::new(name, AutoscalingRunnerSetSpec {
+            github_config_url: self.fake.config_url(ORG),
+            github_config_secret: GITHUB_SECRET.into(),
+            min_runners: Some(min),
+            max_runners: Some(max),
+            template: PodTemplateSpec {
+                metadata: None,
+                spec: Some(PodSpec {
+                    containers: vec![Container {
+                        name: "runner".into(),
+                        image: Some("ghcr.io/actions/actions-runner:latest".into()),
+                        command: Some(vec!["/home/runner/run.sh".into()]),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+            },
+            policy,
+            ..Default::default()
+        });
+        ars.metadata.namespace = Some(RUNNER_NAMESPACE.into());
+        ars
+    }
+
+    /// Creates `ars`.
+    ///
+    /// # Errors
+    /// The API's refusal.
+    pub async fn apply(&self, ars: &AutoscalingRunnerSet) -> anyhow::Result<AutoscalingRunnerSet> {
+        let api: Api<AutoscalingRunnerSet> = Api::namespaced(self.client.clone(), RUNNER_NAMESPACE);
+        Ok(api.create(&PostParams::default(), ars).await?)
+    }
+
+    /// Stops the controllers and the kubelet (listener processes are killed with their pods' tasks).
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks.drain(..) {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
