@@ -81,14 +81,17 @@ struct Runner<'a> {
     secrets: Api<Secret>,
 }
 
-/// One reconcile of one EphemeralRunner.
-pub async fn reconcile(er: Arc<EphemeralRunner>, ctx: Arc<Context>) -> Result<Action> {
-    let namespace = er.namespace().unwrap_or_default();
+/// One reconcile of one EphemeralRunner. The object is read afresh: the watch cache may not show this
+/// controller's last status write yet (failures, backoff), and acting on it would recreate a pod too early.
+pub async fn reconcile(cached: Arc<EphemeralRunner>, ctx: Arc<Context>) -> Result<Action> {
+    let namespace = cached.namespace().unwrap_or_default();
+    let api: Api<EphemeralRunner> = Api::namespaced(ctx.kube.clone(), &namespace);
+    let Some(er) = optional(api.get(&cached.name_any()).await)? else { return Ok(Action::await_change()) };
     let runner = Runner {
         ctx: &ctx,
         er: &er,
         name: er.name_any(),
-        api: Api::namespaced(ctx.kube.clone(), &namespace),
+        api,
         pods: Api::namespaced(ctx.kube.clone(), &namespace),
         secrets: Api::namespaced(ctx.kube.clone(), &namespace),
     };

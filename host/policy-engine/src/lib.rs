@@ -35,6 +35,14 @@ mod spec;
 pub mod suite;
 pub mod validate;
 
+/// Test fixtures for other crates' tests.
+#[cfg(feature = "test-fixtures")]
+pub mod fixtures {
+    /// A policy that misbehaves as its config's `mode` says (`loop`, `panic`, `select-unknown`,
+    /// `escalating-patch`, ...).
+    pub const MISBEHAVING: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/misbehaving_policy.wasm"));
+}
+
 pub use breaker::Breaker;
 pub use builtin::{BUILT_IN_POLICIES, built_in};
 pub use engine::{CompiledFrom, EngineOptions, PolicyEngine, PolicyPre};

@@ -44,6 +44,8 @@ pub struct SandboxOptions {
     pub pod_start_delay: Duration,
     /// How long the fake holds an empty long poll.
     pub long_poll_hold: Duration,
+    /// Start the simulated kubelet (off: tests write pod statuses themselves).
+    pub kubelet: bool,
     /// Controller flags (namespace and listener API URL are filled in).
     pub controller: ControllerOptions,
 }
@@ -55,6 +57,7 @@ impl Default for SandboxOptions {
             time_scale: 1.0,
             pod_start_delay: Duration::from_millis(50),
             long_poll_hold: Duration::from_millis(500),
+            kubelet: true,
             controller: ControllerOptions {
                 kube_qps: 0.0,
                 runner_max_concurrent_reconciles: 8,
@@ -77,29 +80,50 @@ pub struct Sandbox {
     pub kubelet: Arc<SimulatedKubelet>,
     /// The controllers' shared context (metrics, policies).
     pub context: Arc<Context>,
+    controller_options: ControllerOptions,
     stop: watch::Sender<bool>,
+    controller: tokio::task::JoinHandle<()>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// Starts the controller manager; its stop switch and task.
+async fn start_controller(
+    kube: &MemKube,
+    options: ControllerOptions,
+) -> anyhow::Result<(Arc<Context>, watch::Sender<bool>, tokio::task::JoinHandle<()>)> {
+    let config = kube::Config::new(kube.url().parse().context("API URL")?);
+    let client = gha_controller::rate_limit::client(config, options.kube_qps, options.kube_burst)?;
+    let context = gha_controller::manager::context(client, options).await?;
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(gha_controller::manager::run_controllers(context.clone(), stopped));
+    Ok((context, stop, task))
+}
+
 impl Sandbox {
-    /// Starts the fake, the API (with CRDs and namespaces), the controller manager and the kubelet.
+    /// Starts the fake, the API (with CRDs and namespaces), the controller manager and the kubelet. With
+    /// `SANDBOX_LOG` set (an `EnvFilter` directive), logs go to the test output.
     ///
     /// # Errors
     /// A server cannot bind or the CRDs cannot be installed.
     pub async fn start(options: SandboxOptions) -> anyhow::Result<Self> {
+        if let Ok(filter) = std::env::var("SANDBOX_LOG") {
+            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+        }
         let fake = FakeActions::start(FakeOptions { long_poll_hold: options.long_poll_hold, ..FakeOptions::default() })
             .await
             .context("starting the fake Actions service")?;
         let kube = MemKube::start(MemKubeOptions::default()).await.context("starting the in-memory Kubernetes API")?;
-        let config = kube::Config::new(kube.url().parse().context("API URL")?);
-        let client = Client::try_from(config.clone())?;
+        let client = Client::try_from(kube::Config::new(kube.url().parse().context("API URL")?))?;
         let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
         for crd in gha_crds::all() {
             crds.create(&PostParams::default(), &crd).await.context("installing the CRDs")?;
         }
         let namespaces: Api<Namespace> = Api::all(client.clone());
         for name in [CONTROLLER_NAMESPACE, RUNNER_NAMESPACE] {
-            let namespace = Namespace { metadata: ObjectMeta { name: Some(name.into()), ..Default::default() }, ..Default::default() };
+            let namespace = Namespace {
+                metadata: ObjectMeta { name: Some(name.into()), ..Default::default() },
+                ..Default::default()
+            };
             namespaces.create(&PostParams::default(), &namespace).await.context("creating the namespaces")?;
         }
         let secrets: Api<Secret> = Api::namespaced(client.clone(), RUNNER_NAMESPACE);
@@ -115,46 +139,75 @@ impl Sandbox {
         controller.listener_kubernetes_api_url = Some(kube.url());
         controller.listener_entrypoint = "gha-autoscaler".into();
         controller.listener_metrics_addr = String::new();
-        let controller_client = gha_controller::rate_limit::client(config, controller.kube_qps, controller.kube_burst)?;
-        let context = gha_controller::manager::context(controller_client, controller).await?;
-        let (stop, stopped) = watch::channel(false);
-        let mut tasks = vec![tokio::spawn(gha_controller::manager::run_controllers(context.clone(), stopped))];
+        let (context, stop, controller_task) = start_controller(&kube, controller.clone()).await?;
+        let mut tasks = Vec::new();
 
         let binaries: HashMap<String, PathBuf> =
             options.listener_binary.iter().map(|path| ("gha-autoscaler".to_string(), path.clone())).collect();
-        let kubelet = SimulatedKubelet::new(client.clone(), KubeletOptions {
-            actions_url: Some(fake.base_url()),
-            start_delay: options.pod_start_delay,
-            time_scale: options.time_scale,
-            binaries,
-            ..KubeletOptions::default()
-        });
-        tasks.push(tokio::spawn(kubelet.clone().run()));
-        Ok(Sandbox { fake, kube, client, kubelet, context, stop, tasks })
+        let kubelet = SimulatedKubelet::new(
+            client.clone(),
+            KubeletOptions {
+                actions_url: Some(fake.base_url()),
+                start_delay: options.pod_start_delay,
+                time_scale: options.time_scale,
+                binaries,
+                ..KubeletOptions::default()
+            },
+        );
+        if options.kubelet {
+            tasks.push(tokio::spawn(kubelet.clone().run()));
+        }
+        Ok(Sandbox {
+            fake,
+            kube,
+            client,
+            kubelet,
+            context,
+            controller_options: controller,
+            stop,
+            controller: controller_task,
+            tasks,
+        })
+    }
+
+    /// Stops the controller manager and starts a fresh one (nothing carried over but the cluster's state).
+    ///
+    /// # Errors
+    /// The new manager cannot start.
+    pub async fn restart_controller(&mut self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.controller.abort();
+        let _ = (&mut self.controller).await;
+        let (context, stop, task) = start_controller(&self.kube, self.controller_options.clone()).await?;
+        (self.context, self.stop, self.controller) = (context, stop, task);
+        Ok(())
     }
 
     /// An AutoscalingRunnerSet in [`RUNNER_NAMESPACE`] registering `name` in [`ORG`].
     pub fn runner_set(&self, name: &str, min: i32, max: i32, policy: Option<PolicySpecCr>) -> AutoscalingRunnerSet {
-        let mut ars = AutoscalingRunnerSet::new(name, AutoscalingRunnerSetSpec {
-            github_config_url: self.fake.config_url(ORG),
-            github_config_secret: GITHUB_SECRET.into(),
-            min_runners: Some(min),
-            max_runners: Some(max),
-            template: PodTemplateSpec {
-                metadata: None,
-                spec: Some(PodSpec {
-                    containers: vec![Container {
-                        name: "runner".into(),
-                        image: Some("ghcr.io/actions/actions-runner:latest".into()),
-                        command: Some(vec!["/home/runner/run.sh".into()]),
+        let mut ars = AutoscalingRunnerSet::new(
+            name,
+            AutoscalingRunnerSetSpec {
+                github_config_url: self.fake.config_url(ORG),
+                github_config_secret: GITHUB_SECRET.into(),
+                min_runners: Some(min),
+                max_runners: Some(max),
+                template: PodTemplateSpec {
+                    metadata: None,
+                    spec: Some(PodSpec {
+                        containers: vec![Container {
+                            name: "runner".into(),
+                            image: Some("ghcr.io/actions/actions-runner:latest".into()),
+                            command: Some(vec!["/home/runner/run.sh".into()]),
+                            ..Default::default()
+                        }],
                         ..Default::default()
-                    }],
-                    ..Default::default()
-                }),
+                    }),
+                },
+                policy,
+                ..Default::default()
             },
-            policy,
-            ..Default::default()
-        });
+        );
         ars.metadata.namespace = Some(RUNNER_NAMESPACE.into());
         ars
     }
@@ -171,6 +224,7 @@ impl Sandbox {
     /// Stops the controllers and the kubelet (listener processes are killed with their pods' tasks).
     pub async fn stop(mut self) {
         let _ = self.stop.send(true);
+        self.controller.abort();
         for task in self.tasks.drain(..) {
             task.abort();
             let _ = task.await;
@@ -181,8 +235,30 @@ impl Sandbox {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+        self.controller.abort();
         for task in &self.tasks {
             task.abort();
         }
     }
+}
+
+/// Polls `check` every 100 ms until it returns Ok; panics with its last error after `timeout`.
+pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match check().await {
+            Ok(()) => return,
+            Err(state) if tokio::time::Instant::now() > deadline => panic!("timed out waiting for {what}: {state}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// Ok when `ok`, else the message (for [`eventually`] checks).
+pub fn ensure(ok: bool, message: impl FnOnce() -> String) -> Result<(), String> {
+    if ok { Ok(()) } else { Err(message()) }
 }
