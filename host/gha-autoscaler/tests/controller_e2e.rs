@@ -4,23 +4,12 @@
 
 use std::time::Duration;
 
-use gha_actions_fake::{JobSpec, JobState};
+use gha_actions_fake::JobState;
 use gha_crds::{AutoscalingListener, AutoscalingRunnerSet, EphemeralRunner, EphemeralRunnerSet};
-use gha_sandbox::{CONTROLLER_NAMESPACE, RUNNER_NAMESPACE, Sandbox, SandboxOptions, ensure, eventually};
+use gha_sandbox::{CONTROLLER_NAMESPACE, RUNNER_NAMESPACE, Sandbox, SandboxOptions, ensure, eventually, job};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, ListParams};
 use kube::{Api, ResourceExt};
-
-fn job(labels: &[&str], duration_ms: u64) -> JobSpec {
-    JobSpec {
-        labels: labels.iter().map(|l| l.to_string()).collect(),
-        repository: "acme/app".into(),
-        workflow_ref: "acme/app/.github/workflows/ci.yml@refs/heads/main".into(),
-        event_name: "push".into(),
-        display_name: "build".into(),
-        duration_ms,
-    }
-}
 
 async fn sandbox() -> Sandbox {
     Sandbox::start(SandboxOptions {
@@ -98,6 +87,126 @@ async fn a_scale_set_runs_jobs_returns_to_its_minimum_and_is_torn_down() {
         ensure(ars + ers + er + pods + scale_sets == 0, || {
             format!("ars {ars} ers {ers} runners {er} listener pods {pods} scale sets {scale_sets}")
         })
+    })
+    .await;
+    sandbox.stop().await;
+}
+
+fn busy(runner: &EphemeralRunner) -> bool {
+    runner.status.as_ref().and_then(|s| s.job_id.as_deref()).is_some()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_scale_set_lets_busy_runners_finish_their_jobs() {
+    let sandbox = sandbox().await;
+    let sets: Api<AutoscalingRunnerSet> = Api::namespaced(sandbox.client.clone(), RUNNER_NAMESPACE);
+    let runners: Api<EphemeralRunner> = Api::namespaced(sandbox.client.clone(), RUNNER_NAMESPACE);
+    sandbox.apply(&sandbox.runner_set("deleted", 0, 5, None)).await.unwrap();
+    for _ in 0..3 {
+        sandbox.fake.enqueue(job(&["deleted"], 3_000));
+    }
+    eventually("three busy runners", Duration::from_secs(30), || async {
+        let items = runners.list(&ListParams::default()).await.map_err(|e| e.to_string())?.items;
+        let n = items.iter().filter(|r| busy(r)).count();
+        ensure(n == 3, || format!("{n} busy"))
+    })
+    .await;
+    sets.delete("deleted", &DeleteParams::default()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let left = runners.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(left.iter().filter(|r| busy(r)).count(), 3, "busy runners stay while their jobs run");
+    eventually("everything gone after the jobs", Duration::from_secs(60), || async {
+        let ars = sets.list(&ListParams::default()).await.map_err(|e| e.to_string())?.items.len();
+        let er = runners.list(&ListParams::default()).await.map_err(|e| e.to_string())?.items.len();
+        let scale_sets = sandbox.fake.with_state(|s| s.scale_sets().len());
+        ensure(ars + er + scale_sets == 0, || format!("ars {ars} runners {er} scale sets {scale_sets}"))
+    })
+    .await;
+    let jobs = sandbox.fake.with_state(|s| s.jobs());
+    assert!(jobs.iter().all(|j| j.result.as_deref() == Some("succeeded")), "no job lost: {jobs:?}");
+    sandbox.stop().await;
+}
+
+fn env_of(pod: &Pod, name: &str) -> Option<String> {
+    pod.spec.as_ref()?.containers.iter().flat_map(|c| c.env.iter().flatten()).find(|e| e.name == name)?.value.clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_change_under_load_replaces_idle_runners_and_lets_busy_ones_finish() {
+    let sandbox = sandbox().await;
+    let sets: Api<AutoscalingRunnerSet> = Api::namespaced(sandbox.client.clone(), RUNNER_NAMESPACE);
+    let runners: Api<EphemeralRunner> = Api::namespaced(sandbox.client.clone(), RUNNER_NAMESPACE);
+    let pods: Api<Pod> = Api::namespaced(sandbox.client.clone(), RUNNER_NAMESPACE);
+    sandbox.apply(&sandbox.runner_set("rolling", 2, 6, None)).await.unwrap();
+    for _ in 0..2 {
+        sandbox.fake.enqueue(job(&["rolling"], 3_000));
+    }
+    eventually("two busy runners and two idle ones", Duration::from_secs(30), || async {
+        let items = runners.list(&ListParams::default()).await.map_err(|e| e.to_string())?.items;
+        let n = items.iter().filter(|r| busy(r)).count();
+        let running =
+            items.iter().filter(|r| r.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")).count();
+        ensure(n == 2 && running == 4, || format!("{n} busy, {running} running"))
+    })
+    .await;
+    let busy_names: Vec<String> = runners
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter(|r| busy(r))
+        .map(|r| r.name_any())
+        .collect();
+    let patch = serde_json::json!({"spec": {"template": {"spec": {"containers": [{
+        "name": "runner", "image": "ghcr.io/actions/actions-runner:latest", "command": ["/home/runner/run.sh"],
+        "env": [{"name": "ROLLOUT", "value": "v2"}]}]}}}});
+    sets.patch("rolling", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+    eventually("idle runners replaced by v2 runners", Duration::from_secs(30), || async {
+        let items = pods.list(&ListParams::default()).await.map_err(|e| e.to_string())?.items;
+        let v2 = items.iter().filter(|p| env_of(p, "ROLLOUT").as_deref() == Some("v2")).count();
+        let old_busy = items.iter().filter(|p| busy_names.contains(&p.name_any())).count();
+        ensure(v2 >= 2 && old_busy == 2, || format!("{v2} v2 pods, {old_busy} old busy pods"))
+    })
+    .await;
+    eventually("jobs done on the old template; every runner on v2", Duration::from_secs(60), || async {
+        let jobs = sandbox.fake.with_state(|s| s.jobs());
+        let done = jobs.iter().filter(|j| j.result.as_deref() == Some("succeeded")).count();
+        let items = pods.list(&ListParams::default()).await.map_err(|e| e.to_string())?.items;
+        let all_v2 = items.iter().all(|p| env_of(p, "ROLLOUT").as_deref() == Some("v2"));
+        ensure(done == 2 && all_v2 && items.len() == 2, || {
+            format!("{done} done, {} pods, all v2 {all_v2}", items.len())
+        })
+    })
+    .await;
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scale_set_garbage_collected_by_github_is_registered_again() {
+    let sandbox = sandbox().await;
+    let sets: Api<AutoscalingRunnerSet> = Api::namespaced(sandbox.client.clone(), RUNNER_NAMESPACE);
+    sandbox.apply(&sandbox.runner_set("collected", 1, 3, None)).await.unwrap();
+    let id = |ars: &AutoscalingRunnerSet| ars.annotations().get("runner-scale-set-id").cloned();
+    eventually("registered with a listener session", Duration::from_secs(30), || async {
+        let first = id(&sets.get("collected").await.map_err(|e| e.to_string())?);
+        let sessions = sandbox.fake.with_state(|s| s.sessions().len());
+        ensure(first.is_some() && sessions == 1, || format!("id {first:?} sessions {sessions}"))
+    })
+    .await;
+    let first = id(&sets.get("collected").await.unwrap());
+    let old: i64 = first.clone().unwrap().parse().unwrap();
+    sandbox.fake.with_state(|s| s.delete_scale_set(old));
+    eventually("a new scale set id", Duration::from_secs(60), || async {
+        let now = id(&sets.get("collected").await.map_err(|e| e.to_string())?);
+        let exists = sandbox.fake.with_state(|s| s.scale_sets().len());
+        ensure(now.is_some() && now != first && exists == 1, || format!("id {now:?}, {exists} scale sets"))
+    })
+    .await;
+    sandbox.fake.enqueue(job(&["collected"], 200));
+    eventually("a job runs on the new scale set", Duration::from_secs(60), || async {
+        let jobs = sandbox.fake.with_state(|s| s.jobs());
+        ensure(jobs.iter().any(|j| j.result.as_deref() == Some("succeeded")), || format!("{jobs:?}"))
     })
     .await;
     sandbox.stop().await;

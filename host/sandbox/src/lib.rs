@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use gha_actions_fake::{FakeActions, FakeOptions};
+use gha_actions_fake::{FakeActions, FakeOptions, JobSpec};
 use gha_controller::{Context, ControllerOptions};
 use gha_crds::{AutoscalingRunnerSet, AutoscalingRunnerSetSpec, PolicySpecCr};
 use gha_mem_kube::{MemKube, MemKubeOptions};
@@ -239,6 +239,18 @@ impl Drop for Sandbox {
         for task in &self.tasks {
             task.abort();
         }
+    }
+}
+
+/// A job for scale sets with all of `labels`, taking `duration_ms` (before the kubelet's time scale).
+pub fn job(labels: &[&str], duration_ms: u64) -> JobSpec {
+    JobSpec {
+        labels: labels.iter().map(|l| l.to_string()).collect(),
+        repository: "acme/app".into(),
+        workflow_ref: "acme/app/.github/workflows/ci.yml@refs/heads/main".into(),
+        event_name: "push".into(),
+        display_name: "build".into(),
+        duration_ms,
     }
 }
 
