@@ -11,6 +11,7 @@ use gha_actions_fake::{FakeActions, FakeOptions, JobSpec};
 use gha_listener::{Cluster, Listener, ListenerMetrics, ScaleSetLabels};
 use gha_policy_engine::types::{Bounds, PodMetadata, RunnerCounts, ScaleSetRef};
 use gha_policy_engine::{EngineOptions, PolicyEngine, PolicyMetrics, PolicySpec, ScaleSetPolicy};
+use gha_sandbox::Rss;
 use tokio::sync::mpsc;
 
 /// Records when each EphemeralRunnerSet patch is sent.
@@ -74,21 +75,8 @@ async fn latency(policy: &str, rounds: usize) -> (Duration, Duration) {
     (percentile(&mut samples, 0.5), percentile(&mut samples, 0.99))
 }
 
-/// (RSS, anonymous part, file-backed part) in MiB, from /proc/PID/status.
-fn rss_mib(pid: u32) -> (f64, f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-            .map_or(0.0, |kib| kib / 1024.0)
-    };
-    (field("VmRSS:"), field("RssAnon:"), field("RssFile:"))
-}
-
 /// RSS of the real `gha-autoscaler listener` process, idle and after a 1,000-job burst.
-async fn listener_rss() -> ((f64, f64, f64), (f64, f64, f64)) {
+async fn listener_rss() -> (Rss, Rss) {
     use gha_mem_kube::{MemKube, MemKubeOptions};
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     use kube::api::PostParams;
@@ -128,7 +116,7 @@ async fn listener_rss() -> ((f64, f64, f64), (f64, f64, f64)) {
         .unwrap();
     let pid = child.id().unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let idle = rss_mib(pid);
+    let idle = Rss::of(pid);
     for _ in 0..1000 {
         fake.enqueue(JobSpec::default());
     }
@@ -138,7 +126,7 @@ async fn listener_rss() -> ((f64, f64, f64), (f64, f64, f64)) {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let burst = rss_mib(pid);
+    let burst = Rss::of(pid);
     let _ = child.kill().await;
     (idle, burst)
 }
@@ -162,10 +150,10 @@ async fn main() {
     let (idle, burst) = listener_rss().await;
     println!(
         "{:<62} {:>8.1} MiB target <= 24 MiB (anon {:.1}, file {:.1})",
-        "listener process RSS, idle", idle.0, idle.1, idle.2
+        "listener process RSS, idle", idle.total, idle.anon, idle.file
     );
     println!(
         "{:<62} {:>8.1} MiB target <= 32 MiB (anon {:.1}, file {:.1})",
-        "listener process RSS after a 1,000-job burst", burst.0, burst.1, burst.2
+        "listener process RSS after a 1,000-job burst", burst.total, burst.anon, burst.file
     );
 }

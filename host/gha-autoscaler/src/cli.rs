@@ -37,7 +37,7 @@ pub enum Command {
     /// Print the CRDs generated from the Rust types.
     Crds(crds::CrdsArgs),
     /// Run the controller manager (what the controller chart deploys).
-    Controller(controller::ControllerArgs),
+    Controller(Box<controller::ControllerArgs>),
     /// Run the listener of one scale set (what listener pods run).
     Listener(listener::ListenerArgs),
 }

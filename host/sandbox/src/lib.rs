@@ -46,6 +46,8 @@ pub struct SandboxOptions {
     pub long_poll_hold: Duration,
     /// Start the simulated kubelet (off: tests write pod statuses themselves).
     pub kubelet: bool,
+    /// Run the controller manager in this process (off: the caller runs `gha-autoscaler controller`).
+    pub in_process_controller: bool,
     /// Controller flags (namespace and listener API URL are filled in).
     pub controller: ControllerOptions,
 }
@@ -58,6 +60,7 @@ impl Default for SandboxOptions {
             pod_start_delay: Duration::from_millis(50),
             long_poll_hold: Duration::from_millis(500),
             kubelet: true,
+            in_process_controller: true,
             controller: ControllerOptions {
                 kube_qps: 0.0,
                 runner_max_concurrent_reconciles: 8,
@@ -140,6 +143,10 @@ impl Sandbox {
         controller.listener_entrypoint = "gha-autoscaler".into();
         controller.listener_metrics_addr = String::new();
         let (context, stop, controller_task) = start_controller(&kube, controller.clone()).await?;
+        if !options.in_process_controller {
+            let _ = stop.send(true);
+            controller_task.abort();
+        }
         let mut tasks = Vec::new();
 
         let binaries: HashMap<String, PathBuf> =
@@ -239,6 +246,32 @@ impl Drop for Sandbox {
         for task in &self.tasks {
             task.abort();
         }
+    }
+}
+
+/// Resident memory of a process, MiB, from `/proc/PID/status`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Rss {
+    /// VmRSS.
+    pub total: f64,
+    /// RssAnon.
+    pub anon: f64,
+    /// RssFile.
+    pub file: f64,
+}
+
+impl Rss {
+    /// The RSS of `pid` (zeros when it cannot be read).
+    pub fn of(pid: u32) -> Rss {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+                .map_or(0.0, |kib| kib / 1024.0)
+        };
+        Rss { total: field("VmRSS:"), anon: field("RssAnon:"), file: field("RssFile:") }
     }
 }
 
