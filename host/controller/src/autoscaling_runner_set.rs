@@ -157,7 +157,7 @@ impl RunnerSetReconciler<'_> {
             return Ok(Action::requeue(Duration::from_millis(200)));
         };
         self.fix_drift(&client, id).await?;
-        let ers = self.ensure_runner_set(&client, id).await?;
+        let ers = self.ensure_runner_set(id).await?;
         let outdated =
             ers.as_ref().and_then(|e| e.status.as_ref()).and_then(|s| s.phase.as_deref()) == Some(PHASE_OUTDATED);
         let listeners: Api<AutoscalingListener> =
@@ -174,7 +174,7 @@ impl RunnerSetReconciler<'_> {
             "Outdated"
         } else {
             if let Some(ers) = &ers {
-                self.ensure_listener(&listeners, &client, id, ers).await?;
+                self.ensure_listener(&listeners, id, ers).await?;
             }
             conditions.push(condition(
                 "Ready",
@@ -368,7 +368,7 @@ impl RunnerSetReconciler<'_> {
 
     /// Creates the EphemeralRunnerSet, or updates its template in place (its controller replaces idle runners;
     /// busy ones finish on the old template) and its metadata.
-    async fn ensure_runner_set(&self, _client: &ActionsClient, id: i64) -> Result<Option<EphemeralRunnerSet>> {
+    async fn ensure_runner_set(&self, id: i64) -> Result<Option<EphemeralRunnerSet>> {
         let api: Api<EphemeralRunnerSet> = Api::namespaced(self.ctx.kube.clone(), &self.namespace);
         let runner_spec = self.runner_spec(id);
         let mut labels = self.child_labels("runner-set");
@@ -473,13 +473,7 @@ impl RunnerSetReconciler<'_> {
     }
 
     /// Creates the listener; one whose spec or metadata drifted is deleted and recreated next time.
-    async fn ensure_listener(
-        &self,
-        api: &Api<AutoscalingListener>,
-        _client: &ActionsClient,
-        id: i64,
-        ers: &EphemeralRunnerSet,
-    ) -> Result<()> {
+    async fn ensure_listener(&self, api: &Api<AutoscalingListener>, id: i64, ers: &EphemeralRunnerSet) -> Result<()> {
         let spec = self.listener_spec(id, ers);
         let meta = self.ars.spec.autoscaling_listener.clone().unwrap_or_default();
         let mut labels = self.child_labels("runner-scale-set-listener");

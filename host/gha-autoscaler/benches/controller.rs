@@ -36,7 +36,8 @@ async fn scale_up(runners: usize, qps: f64, burst: u32) -> f64 {
         runner_max_concurrent_reconciles: 16,
         ..SandboxOptions::default().controller
     };
-    let sandbox = Sandbox::start(SandboxOptions { kubelet: false, controller, ..SandboxOptions::default() }).await.unwrap();
+    let sandbox =
+        Sandbox::start(SandboxOptions { kubelet: false, controller, ..SandboxOptions::default() }).await.unwrap();
     sandbox.apply(&sandbox.runner_set("bench", 0, runners as i32, None)).await.unwrap();
     let sets = wait_for_runner_set(&sandbox, "bench").await;
     let ers: Api<EphemeralRunner> = Api::namespaced(sandbox.client.clone(), RUNNER_NAMESPACE);
@@ -105,7 +106,10 @@ async fn controller_rss(sets: usize, per_set: usize) -> Rss {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let raised = scale_up(500, 0.0, 0).await;
-    println!("{:<66} {:>8.2} s   target <= 5 s", "ERS 0 -> 500: runners, JIT secrets and pods (no client limit)", raised);
+    println!(
+        "{:<66} {:>8.2} s   target <= 5 s",
+        "ERS 0 -> 500: runners, JIT secrets and pods (no client limit)", raised
+    );
     let arc = scale_up(100, 20.0, 30).await;
     println!(
         "{:<66} {:>8.2} s   ({:.1} s per 100 runners; 500 ≈ {:.0} s)",

@@ -3,6 +3,7 @@
 
 mod controller;
 mod crds;
+mod demo;
 mod kube_api;
 mod listener;
 mod policy;
@@ -19,9 +20,9 @@ use crate::telemetry::LogFormat;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    /// Log level or filter directive (e.g. `debug`, `info,gha_policy=debug`).
-    #[arg(long, global = true, env = "LOG_LEVEL", default_value = "info")]
-    pub log_level: String,
+    /// Log level or filter directive (e.g. `debug`, `info,gha_policy=debug`); default `info` (`warn` for demo).
+    #[arg(long, global = true, env = "LOG_LEVEL")]
+    pub log_level: Option<String>,
     /// Log format.
     #[arg(long, global = true, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -36,6 +37,8 @@ pub enum Command {
     KubeApi(kube_api::KubeApiArgs),
     /// Print the CRDs generated from the Rust types.
     Crds(crds::CrdsArgs),
+    /// Run the whole product offline on a workload and report how the policy did.
+    Demo(demo::DemoArgs),
     /// Run the controller manager (what the controller chart deploys).
     Controller(Box<controller::ControllerArgs>),
     /// Run the listener of one scale set (what listener pods run).
@@ -43,6 +46,14 @@ pub enum Command {
 }
 
 impl Command {
+    /// The log level when none is given: the demo keeps its terminal for progress.
+    pub fn default_log_level(&self) -> &'static str {
+        match self {
+            Command::Demo(_) => "warn",
+            _ => "info",
+        }
+    }
+
     /// Runs the subcommand.
     pub async fn execute(self) -> anyhow::Result<ExitCode> {
         match self {
@@ -50,6 +61,7 @@ impl Command {
             Command::KubeApi(args) => args.execute().await,
             Command::Crds(args) => args.execute(),
             Command::Controller(args) => args.execute().await,
+            Command::Demo(args) => args.execute().await,
             Command::Listener(args) => args.execute().await,
         }
     }

@@ -10,7 +10,8 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    telemetry::init(&cli.log_level, cli.log_format);
+    let level = cli.log_level.clone().unwrap_or_else(|| cli.command.default_log_level().into());
+    telemetry::init(&level, cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {

@@ -3,6 +3,10 @@
 //! `gha-autoscaler listener` processes. `demo`, the end-to-end tests and the benchmarks start one of these.
 #![deny(missing_docs)]
 
+pub mod chart;
+pub mod demo;
+pub mod trace;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -141,7 +145,6 @@ impl Sandbox {
         controller.controller_namespace = CONTROLLER_NAMESPACE.into();
         controller.listener_kubernetes_api_url = Some(kube.url());
         controller.listener_entrypoint = "gha-autoscaler".into();
-        controller.listener_metrics_addr = String::new();
         let (context, stop, controller_task) = start_controller(&kube, controller.clone()).await?;
         if !options.in_process_controller {
             let _ = stop.send(true);
