@@ -42,6 +42,10 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         .await;
 }
 
+/// With `"true"` on an AutoscalingRunnerSet, its listener writes every decision as a JSON line to stdout
+/// (`kubectl logs` of the listener pod is then a decision log for `policy run --input`).
+pub const DECISION_LOG_ANNOTATION: &str = "gha-autoscaler.dev/decision-log";
+
 struct ListenerReconciler<'a> {
     ctx: &'a Context,
     al: &'a AutoscalingListener,
@@ -123,6 +127,8 @@ impl ListenerReconciler<'_> {
             policy: Some(policies::resolve(&self.ctx.kube, runner_namespace, spec.policy.as_ref(), true).await?),
             kubernetes_api_url: self.ctx.options.listener_kubernetes_api_url.clone(),
             policy_attributes: policies::scale_set_attributes(ars),
+            decision_log: (ars.annotations().get(DECISION_LOG_ANNOTATION).map(String::as_str) == Some("true"))
+                .then(|| "-".to_string()),
             ..ListenerConfig::default()
         };
         match credentials {

@@ -7,6 +7,9 @@ mod demo;
 mod kube_api;
 mod listener;
 mod policy;
+mod policy_configs;
+mod simulate;
+mod trace;
 
 use std::process::ExitCode;
 
@@ -39,6 +42,10 @@ pub enum Command {
     Crds(crds::CrdsArgs),
     /// Run the whole product offline on a workload and report how the policy did.
     Demo(demo::DemoArgs),
+    /// Replay a job trace against policies on a virtual clock and compare them.
+    Simulate(simulate::SimulateArgs),
+    /// Generate job traces.
+    Trace(trace::TraceArgs),
     /// Run the controller manager (what the controller chart deploys).
     Controller(Box<controller::ControllerArgs>),
     /// Run the listener of one scale set (what listener pods run).
@@ -62,6 +69,8 @@ impl Command {
             Command::Crds(args) => args.execute(),
             Command::Controller(args) => args.execute().await,
             Command::Demo(args) => args.execute().await,
+            Command::Simulate(args) => args.execute().await,
+            Command::Trace(args) => args.execute(),
             Command::Listener(args) => args.execute().await,
         }
     }

@@ -37,6 +37,9 @@ pub struct ListenerConfig {
     /// gha-autoscaler: the Kubernetes API server (default: in-cluster config).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kubernetes_api_url: Option<String>,
+    /// gha-autoscaler: write every decision as a JSON line to this file (`-` = stdout, where logs never go).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision_log: Option<String>,
     /// gha-autoscaler: the scale set's attributes as policies see them (`label:<name>` = `true`, ...).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub policy_attributes: Vec<(String, String)>,

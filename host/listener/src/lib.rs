@@ -182,8 +182,18 @@ pub async fn run(
     let session = open_session(client, config.runner_scale_set_id, &owner, timeout).await?;
     let (min, max) = config.bounds();
     let cluster = KubeCluster::new(kube, &config.ephemeral_runner_set_namespace, &config.ephemeral_runner_set_name);
-    Listener::new(session, policy, cluster, metrics, Bounds { min_runners: min, max_runners: max })
-        .run(shutdown)
-        .await
-        .map_err(|LoopError::ScaleSetGone(why)| ListenerError::ScaleSetGone(why))
+    let mut listener = Listener::new(session, policy, cluster, metrics, Bounds { min_runners: min, max_runners: max });
+    match config.decision_log.as_deref() {
+        None | Some("") => {}
+        Some("-") => listener = listener.with_decision_log(Box::new(std::io::stdout())),
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| ListenerError::Fatal(format!("decision log {path}: {e}")))?;
+            listener = listener.with_decision_log(Box::new(std::io::BufWriter::new(file)));
+        }
+    }
+    listener.run(shutdown).await.map_err(|LoopError::ScaleSetGone(why)| ListenerError::ScaleSetGone(why))
 }

@@ -3,14 +3,15 @@
 //! again; a policy's requeue-after decides in the middle of a long poll.
 
 use std::future::Future;
+use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use gha_actions_client::model::Statistics;
 use gha_actions_client::{Error as ClientError, JobMessage, Message, MessageSession};
-use gha_policy_engine::ScaleSetPolicy;
 use gha_policy_engine::types::{Bounds, JobEvent, JobPhase, JobStatistics, ScaleDecision, ScaleInput};
+use gha_policy_engine::{DecisionRecord, ScaleSetPolicy};
 use rand::Rng;
 use tokio::time::Instant;
 
@@ -45,6 +46,7 @@ pub struct Listener<C: Cluster> {
     metrics: Arc<ListenerMetrics>,
     bounds: Bounds,
     state: State,
+    decision_log: Option<Box<dyn std::io::Write + Send + Sync>>,
 }
 
 fn to_job_statistics(s: &Statistics) -> JobStatistics {
@@ -81,6 +83,7 @@ impl<C: Cluster> Listener<C> {
             cluster,
             metrics,
             bounds,
+            decision_log: None,
             state: State {
                 last_message_id: 0,
                 statistics,
@@ -91,6 +94,12 @@ impl<C: Cluster> Listener<C> {
                 decide_at: None,
             },
         }
+    }
+
+    /// Writes every decision (input, module sha256, output, shadow divergence) as a JSON line to `log`.
+    pub fn with_decision_log(mut self, log: Box<dyn std::io::Write + Send + Sync>) -> Self {
+        self.decision_log = Some(log);
+        self
     }
 
     /// Runs until `shutdown` resolves (then the session is deleted) or the scale set is gone.
@@ -232,6 +241,16 @@ impl<C: Cluster> Listener<C> {
                 return;
             }
         };
+        if let Some(log) = self.decision_log.as_mut() {
+            let record = DecisionRecord::new(&self.policy, &self.policy.manifest().sha256, &input, &decided);
+            let written = serde_json::to_string(&record).map_err(std::io::Error::other).and_then(|line| {
+                writeln!(log, "{line}")?;
+                log.flush()
+            });
+            if let Err(e) = written {
+                tracing::warn!(error = %e, "could not write the decision log");
+            }
+        }
         let decision = decided.value;
         let patch_id = self.state.patches.next(decision.drain);
         tracing::info!(

@@ -226,3 +226,30 @@ async fn busy_runners_are_marked_and_their_pods_labelled_by_the_policy() {
     }
     panic!("the runner was not marked busy and labelled");
 }
+
+#[tokio::test]
+async fn every_decision_and_shadow_divergence_goes_to_the_decision_log() {
+    let world = world().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("decisions.jsonl");
+    let policy = json!({"source": {"builtIn": "arc-default"},
+                        "shadow": {"source": {"builtIn": "warm-pool"}, "config": {"scaleFactor": 1.0}}});
+    let mut config = config(&world, Some(policy));
+    config.decision_log = Some(path.display().to_string());
+    let (stop, task) = start(&world, config);
+    wait_for_spec(&world, "the first decision", |replicas, id| replicas == Some(1) && id > 0).await;
+    for _ in 0..2 {
+        world.fake.enqueue(JobSpec::default());
+    }
+    wait_for_spec(&world, "scale-up to min + 2", |replicas, _| replicas == Some(3)).await;
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    let records: Vec<gha_policy_engine::DecisionRecord> =
+        std::fs::read_to_string(&path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(records.len() >= 2, "{records:?}");
+    assert!(records.iter().all(|r| r.outcome == "policy" && r.policy_sha256.len() == 64));
+    let burst = records.iter().find(|r| r.input.statistics.assigned_jobs == 2).expect("the burst decision");
+    assert_eq!(burst.output.desired_runners, 3);
+    let shadow = burst.shadow_output.as_ref().expect("warm-pool disagrees during the burst");
+    assert!(shadow.desired_runners > 3, "{shadow:?}");
+}

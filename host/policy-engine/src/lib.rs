@@ -52,7 +52,7 @@ pub use instance::PolicyInstance;
 pub use limits::PolicyLimits;
 pub use manifest::{Hook, PolicyManifest, WIT_PACKAGE, WIT_VERSION};
 pub use metrics::PolicyMetrics;
-pub use replay::Replayer;
+pub use replay::{DecisionRecord, Replayer};
 pub use scale_set_policy::{Decided, Outcome, ScaleSetPolicy};
 pub use source::{PolicyBytes, PolicySource};
 pub use spec::{FailurePolicy, PolicySpec};

@@ -70,6 +70,8 @@ struct Active {
 struct Shadow {
     instance: PolicyInstance,
     last: Option<(ScaleDecision, u64)>,
+    /// The shadow's decision when it last disagreed with the acting one (taken by the decision log).
+    divergence: Option<ScaleDecision>,
 }
 
 /// The policy serving one scale set.
@@ -224,6 +226,7 @@ impl ScaleSetPolicy {
             Ok(Validated { value, .. }) => {
                 let differs = (value.desired_runners, value.max_capacity, value.min_runners, value.drain)
                     != (acting.desired_runners, acting.max_capacity, acting.min_runners, acting.drain);
+                shadow.divergence = differs.then(|| value.clone());
                 if differs {
                     self.engine.metrics().record_shadow_disagreement();
                     tracing::info!(
@@ -239,6 +242,11 @@ impl ScaleSetPolicy {
             }
             Err(e) => tracing::debug!(scale_set = %self.scale_set.name, error = %e, "shadow policy failed"),
         }
+    }
+
+    /// The shadow policy's decision if it disagreed with the last acting decision (once; then None).
+    pub fn take_shadow_divergence(&self) -> Option<ScaleDecision> {
+        self.lock().shadow.as_mut().and_then(|s| s.divergence.take())
     }
 
     /// Chooses which idle runners go. Busy runners are never chosen.
@@ -321,7 +329,9 @@ async fn instance(engine: &Arc<PolicyEngine>, scale_set: &ScaleSetRef, spec: &Po
 async fn build(engine: &Arc<PolicyEngine>, scale_set: &ScaleSetRef, spec: PolicySpec) -> Result<Active> {
     let acting = instance(engine, scale_set, &spec).await?;
     let shadow = match &spec.shadow {
-        Some(shadow_spec) => Some(Shadow { instance: instance(engine, scale_set, shadow_spec).await?, last: None }),
+        Some(shadow_spec) => {
+            Some(Shadow { instance: instance(engine, scale_set, shadow_spec).await?, last: None, divergence: None })
+        }
         None => None,
     };
     Ok(Active { spec, instance: acting, breaker: Breaker::default(), last_good: None, shadow })

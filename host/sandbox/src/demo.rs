@@ -16,9 +16,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::{ListParams, PostParams};
 
-use crate::chart::{self, Series};
-use crate::trace::TraceJob;
 use crate::{CONTROLLER_NAMESPACE, RUNNER_NAMESPACE, Rss, Sandbox, SandboxOptions, job};
+use gha_simulator::chart::{self, Series};
+use gha_simulator::trace::TraceJob;
+use gha_simulator::{Row, percentile, side_by_side};
 
 /// The scale set's name (and the label jobs without labels ask for).
 pub const SCALE_SET: &str = "demo";
@@ -187,13 +188,6 @@ fn counter_sum(text: &str, name: &str) -> u64 {
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
 async fn policy_spec(sandbox: &Sandbox, options: &DemoOptions) -> anyhow::Result<PolicySpecCr> {
@@ -397,6 +391,13 @@ async fn wait_until_ready(sandbox: &Sandbox) -> anyhow::Result<()> {
         if listener_running && sessions > 0 {
             return Ok(());
         }
+        let conditions = ars.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
+        if let Some(invalid) = conditions
+            .iter()
+            .find(|c| c.type_ == "Ready" && matches!(c.reason.as_str(), "InvalidSpec" | "PolicyInvalid"))
+        {
+            anyhow::bail!("the scale set cannot start: {}", invalid.message);
+        }
         if Instant::now() > deadline {
             let conditions = ars.status.and_then(|s| s.conditions).unwrap_or_default();
             let why: Vec<String> = conditions.iter().map(|c| format!("{}: {}", c.type_, c.message)).collect();
@@ -427,7 +428,7 @@ async fn finish(sandbox: &Sandbox, options: &DemoOptions, report: &mut DemoRepor
 
 /// The reports side by side.
 pub fn table(reports: &[DemoReport]) -> String {
-    let rows: [(&str, fn(&DemoReport) -> String); 13] = [
+    let rows: [Row<DemoReport>; 13] = [
         ("jobs completed", |r| format!("{} / {}", r.completed, r.jobs)),
         ("queue wait p50", |r| format!("{:.1} s", r.wait_p50)),
         ("queue wait p95", |r| format!("{:.1} s", r.wait_p95)),
@@ -442,19 +443,7 @@ pub fn table(reports: &[DemoReport]) -> String {
         ("wall clock", |r| format!("{:.1} s", r.wall_seconds)),
         ("peak RSS (process tree)", |r| format!("{:.0} MiB", r.peak_rss_mib)),
     ];
-    let mut out = format!("{:<26}", "");
-    for report in reports {
-        out += &format!(" {:>16}", report.policy);
-    }
-    out.push('\n');
-    for (name, value) in rows {
-        out += &format!("{name:<26}");
-        for report in reports {
-            out += &format!(" {:>16}", value(report));
-        }
-        out.push('\n');
-    }
-    out
+    side_by_side(reports, |r| r.policy.clone(), &rows)
 }
 
 #[cfg(test)]
@@ -466,7 +455,5 @@ mod tests {
         let text = "# TYPE gha_policy_calls counter\ngha_policy_calls_total{hook=\"decide\",result=\"ok\"} 12\n\
                     gha_policy_calls_total{hook=\"select\",result=\"ok\"} 3\ngha_policy_calls_total_other 99\n";
         assert_eq!(counter_sum(text, "gha_policy_calls_total"), 15);
-        assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0], 0.5), 2.0);
-        assert_eq!(percentile(&[], 0.5), 0.0);
     }
 }

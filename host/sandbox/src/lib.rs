@@ -3,9 +3,7 @@
 //! `gha-autoscaler listener` processes. `demo`, the end-to-end tests and the benchmarks start one of these.
 #![deny(missing_docs)]
 
-pub mod chart;
 pub mod demo;
-pub mod trace;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;

@@ -46,6 +46,31 @@ impl Default for KubeletOptions {
     }
 }
 
+/// The per-pod tasks, by pod UID; aborted (killing their processes) when the kubelet stops.
+#[derive(Default)]
+struct PodTasks(HashMap<String, JoinHandle<()>>);
+
+impl std::ops::Deref for PodTasks {
+    type Target = HashMap<String, JoinHandle<()>>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for PodTasks {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for PodTasks {
+    fn drop(&mut self) {
+        for task in self.0.values() {
+            task.abort();
+        }
+    }
+}
+
 /// The simulated kubelet.
 pub struct SimulatedKubelet {
     client: Client,
@@ -85,10 +110,11 @@ impl SimulatedKubelet {
         self.faults.lock().unwrap_or_else(|e| e.into_inner()).get(pod).copied()
     }
 
-    /// Watches every pod and runs those bound to (or schedulable on) this node until the stream ends.
+    /// Watches every pod and runs those bound to (or schedulable on) this node until the stream ends or this
+    /// future is dropped (which stops every pod's task and process).
     pub async fn run(self: Arc<Self>) {
         let pods: Api<Pod> = Api::all(self.client.clone());
-        let mut running: HashMap<String, JoinHandle<()>> = HashMap::new();
+        let mut running = PodTasks::default();
         let mut events = watcher(pods, watcher::Config::default()).boxed();
         while let Some(event) = events.next().await {
             let pod = match event {

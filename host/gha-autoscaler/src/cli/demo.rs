@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use gha_sandbox::demo::{self, DemoOptions, DemoPolicy, Progress};
-use gha_sandbox::trace;
+use gha_simulator::trace;
 
 /// Run one scale set end to end on loopback and report how the policy did.
 #[derive(Debug, Args)]
@@ -16,9 +16,9 @@ pub struct DemoArgs {
     /// The policy: a built-in name (arc-default, warm-pool, pod-shaper) or a component `.wasm` file.
     #[arg(long, default_value = "arc-default")]
     policy: String,
-    /// The policy's config (JSON).
+    /// A policy's config: `JSON` (every policy) or `NAME=JSON` (that policy); repeatable.
     #[arg(long)]
-    policy_config: Option<String>,
+    policy_config: Vec<String>,
     /// Run the same workload once per policy and print the summaries side by side (e.g. `arc-default,warm-pool`).
     #[arg(long, value_delimiter = ',')]
     compare: Vec<String>,
@@ -54,10 +54,7 @@ impl DemoArgs {
             }
             None => trace::built_in(),
         };
-        let policy_config = match &self.policy_config {
-            Some(text) => Some(serde_json::from_str(text).context("--policy-config is not JSON")?),
-            None => None,
-        };
+        let configs = super::policy_configs::PolicyConfigs::parse(&self.policy_config)?;
         std::fs::create_dir_all(&self.out_dir).with_context(|| format!("creating {}", self.out_dir.display()))?;
         let policies = if self.compare.is_empty() { vec![self.policy.clone()] } else { self.compare.clone() };
         let binary = std::env::current_exe().context("finding this binary (listener pods run it)")?;
@@ -75,7 +72,7 @@ impl DemoArgs {
             println!("\n== policy {} ==", policy.label());
             let options = DemoOptions {
                 policy,
-                policy_config: policy_config.clone(),
+                policy_config: configs.get(name),
                 trace: jobs.clone(),
                 time_scale: self.time_scale,
                 min_runners: self.min_runners,

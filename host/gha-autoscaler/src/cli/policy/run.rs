@@ -53,11 +53,14 @@ impl RunArgs {
             let context = || format!("input line {}", n + 1);
             let output = match self.hook {
                 HookArg::Decide => {
-                    let input: ScaleInput = serde_json::from_str(&line).with_context(context)?;
+                    let (input, recorded) = decide_input(&line).with_context(context)?;
                     let decided = replay.step(input).with_context(context)?;
                     let mut value = serde_json::to_value(&decided.value)?;
                     value["outcome"] = decided.outcome.label().into();
                     value["adjustments"] = serde_json::to_value(&decided.adjustments)?;
+                    if let Some(recorded) = recorded {
+                        value["recorded"] = recorded;
+                    }
                     value
                 }
                 HookArg::Select => {
@@ -70,4 +73,19 @@ impl RunArgs {
         }
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// A `decide` input line: a bare ScaleInput, or a decision-log record (from the listener or `simulate`) whose
+/// `input` is replayed with this policy's own previous decision and state (what-if on real history) and whose
+/// recorded `output` is echoed as `recorded` for comparison.
+fn decide_input(line: &str) -> anyhow::Result<(ScaleInput, Option<serde_json::Value>)> {
+    let value: serde_json::Value = serde_json::from_str(line)?;
+    if value.get("input").is_none() {
+        return Ok((serde_json::from_value(value)?, None));
+    }
+    let record: gha_policy_engine::DecisionRecord = serde_json::from_value(value)?;
+    let mut input = record.input;
+    input.previous = None;
+    input.state.clear();
+    Ok((input, Some(serde_json::to_value(record.output)?)))
 }

