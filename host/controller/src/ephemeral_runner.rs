@@ -81,21 +81,25 @@ struct Runner<'a> {
     secrets: Api<Secret>,
 }
 
-/// One reconcile of one EphemeralRunner. The object is read afresh: the watch cache may not show this
-/// controller's last status write yet (failures, backoff), and acting on it would recreate a pod too early.
+/// One reconcile of one EphemeralRunner. A registered runner with a pod is observed from the watch cache (one
+/// read: its pod); everything else — registering, creating a pod, recording a failure — works on the object read
+/// afresh, because the cache may not show this controller's last status write yet (failures, backoff, job).
 pub async fn reconcile(cached: Arc<EphemeralRunner>, ctx: Arc<Context>) -> Result<Action> {
     let namespace = cached.namespace().unwrap_or_default();
-    let api: Api<EphemeralRunner> = Api::namespaced(ctx.kube.clone(), &namespace);
-    let Some(er) = optional(api.get(&cached.name_any()).await)? else { return Ok(Action::await_change()) };
-    let runner = Runner {
+    let runner = |er| Runner {
         ctx: &ctx,
-        er: &er,
-        name: er.name_any(),
-        api,
+        er,
+        name: cached.name_any(),
+        api: Api::namespaced(ctx.kube.clone(), &namespace),
         pods: Api::namespaced(ctx.kube.clone(), &namespace),
         secrets: Api::namespaced(ctx.kube.clone(), &namespace),
     };
-    runner.reconcile().await
+    if let Some(action) = runner(&cached).observe_cached().await? {
+        return Ok(action);
+    }
+    let api: Api<EphemeralRunner> = Api::namespaced(ctx.kube.clone(), &namespace);
+    let Some(fresh) = optional(api.get(&cached.name_any()).await)? else { return Ok(Action::await_change()) };
+    runner(&fresh).reconcile().await
 }
 
 fn status_phase(er: &EphemeralRunner) -> &str {
@@ -119,6 +123,24 @@ fn age(meta: &ObjectMeta) -> Duration {
 }
 
 impl Runner<'_> {
+    /// The common case from the cache: a registered runner whose pod exists. None = take the full path.
+    async fn observe_cached(&self) -> Result<Option<Action>> {
+        let settled = self.er.metadata.deletion_timestamp.is_none()
+            && !matches!(status_phase(self.er), phase::SUCCEEDED | phase::FAILED | phase::OUTDATED)
+            && runner_id(self.er).is_some()
+            && self.er.status.as_ref().and_then(|s| s.failures.as_ref()).is_none_or(|f| f.len() <= MAX_FAILURES)
+            && [finalizer::EPHEMERAL_RUNNER, finalizer::RUNNER_REGISTRATION]
+                .iter()
+                .all(|f| self.er.finalizers().iter().any(|have| have == f));
+        if !settled {
+            return Ok(None);
+        }
+        match optional(self.pods.get(&self.name).await)? {
+            Some(pod) => self.observe_pod(&pod).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
     async fn reconcile(&self) -> Result<Action> {
         if self.er.metadata.deletion_timestamp.is_some() {
             return self.finalize().await;
@@ -514,15 +536,15 @@ impl Runner<'_> {
     }
 
     async fn pod_lost(&self, pod_uid: &str, why: &str) -> Result<Action> {
-        if is_busy(self.er) {
-            let job = self.er.status.as_ref().and_then(|s| s.job_id.clone()).unwrap_or_default();
-            self.ctx
-                .event(self.er, true, "JobLost", format!("{why} while running job {job}; removing the runner"))
-                .await;
+        // Failures and the job are read afresh: a stale copy would lose a failure or miss a job.
+        let Some(er) = optional(self.api.get(&self.name).await)? else { return Ok(Action::await_change()) };
+        if is_busy(&er) {
+            let job = er.status.as_ref().and_then(|s| s.job_id.clone()).unwrap_or_default();
+            self.ctx.event(&er, true, "JobLost", format!("{why} while running job {job}; removing the runner")).await;
             ignore_not_found(self.api.delete(&self.name, &DeleteParams::default()).await)?;
             return Ok(Action::await_change());
         }
-        if let Some(id) = runner_id(self.er) {
+        if let Some(id) = runner_id(&er) {
             match self.github().await?.remove_runner(id).await {
                 Ok(()) => {}
                 Err(ActionsError::JobStillRunning(_)) => {
@@ -541,7 +563,7 @@ impl Runner<'_> {
             }
         }
         ignore_not_found(self.secrets.delete(&self.name, &DeleteParams::default()).await)?;
-        let mut failures = self.er.status.as_ref().and_then(|s| s.failures.clone()).unwrap_or_default();
+        let mut failures = er.status.as_ref().and_then(|s| s.failures.clone()).unwrap_or_default();
         failures.insert(pod_uid.to_string(), Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
         self.ctx
             .event(self.er, true, "PodFailed", format!("{why}; failure {} of {MAX_FAILURES}", failures.len()))

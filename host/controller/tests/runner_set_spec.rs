@@ -154,6 +154,28 @@ async fn runner_pods(sandbox: &Sandbox, count: usize) -> Vec<Pod> {
     pods.list(&ListParams::default()).await.unwrap().items
 }
 
+/// The misbehaving test policy in `mode`, shipped in a ConfigMap as users ship their components.
+async fn misbehaving(sandbox: &Sandbox, mode: &str) -> PolicySpecCr {
+    let maps: Api<ConfigMap> = Api::namespaced(sandbox.client.clone(), RUNNER_NAMESPACE);
+    let map = ConfigMap {
+        metadata: ObjectMeta { name: Some(mode.into()), ..Default::default() },
+        binary_data: Some(BTreeMap::from([(
+            "policy.wasm".to_string(),
+            ByteString(gha_policy_engine::fixtures::MISBEHAVING.to_vec()),
+        )])),
+        ..Default::default()
+    };
+    maps.create(&PostParams::default(), &map).await.unwrap();
+    PolicySpecCr {
+        source: PolicySourceSpec {
+            config_map: Some(PolicyConfigMapRef { name: mode.into(), key: None }),
+            ..Default::default()
+        },
+        config: Some(json!({"mode": mode})),
+        ..Default::default()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policies_shape_pods_within_the_allowlist() {
     let sandbox = sandbox(false).await;
@@ -174,24 +196,7 @@ async fn policies_shape_pods_within_the_allowlist() {
     assert!(jit.value_from.is_some(), "the controller's JIT env survives the policy");
 
     // A policy whose patch escalates privileges: refused, the pod is created unmutated, an event says why.
-    let maps: Api<ConfigMap> = Api::namespaced(sandbox.client.clone(), RUNNER_NAMESPACE);
-    let map = ConfigMap {
-        metadata: ObjectMeta { name: Some("misbehaving".into()), ..Default::default() },
-        binary_data: Some(BTreeMap::from([(
-            "policy.wasm".to_string(),
-            ByteString(gha_policy_engine::fixtures::MISBEHAVING.to_vec()),
-        )])),
-        ..Default::default()
-    };
-    maps.create(&PostParams::default(), &map).await.unwrap();
-    let escalating = PolicySpecCr {
-        source: PolicySourceSpec {
-            config_map: Some(PolicyConfigMapRef { name: "misbehaving".into(), key: None }),
-            ..Default::default()
-        },
-        config: Some(json!({"mode": "escalating-patch"})),
-        ..Default::default()
-    };
+    let escalating = misbehaving(&sandbox, "escalating-patch").await;
     sandbox.apply(&sandbox.runner_set("escalating", 0, 5, Some(escalating))).await.unwrap();
     scale(&sandbox, "escalating", 1, 1).await;
     let pods = runner_pods(&sandbox, 2).await;
@@ -215,24 +220,7 @@ async fn policies_shape_pods_within_the_allowlist() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_policy_selects_scale_down_victims_among_idle_candidates_only() {
     let sandbox = sandbox(true).await;
-    let maps: Api<ConfigMap> = Api::namespaced(sandbox.client.clone(), RUNNER_NAMESPACE);
-    let map = ConfigMap {
-        metadata: ObjectMeta { name: Some("select".into()), ..Default::default() },
-        binary_data: Some(BTreeMap::from([(
-            "policy.wasm".to_string(),
-            ByteString(gha_policy_engine::fixtures::MISBEHAVING.to_vec()),
-        )])),
-        ..Default::default()
-    };
-    maps.create(&PostParams::default(), &map).await.unwrap();
-    let select_busy = PolicySpecCr {
-        source: PolicySourceSpec {
-            config_map: Some(PolicyConfigMapRef { name: "select".into(), key: Some("policy.wasm".into()) }),
-            ..Default::default()
-        },
-        config: Some(json!({"mode": "select-busy"})),
-        ..Default::default()
-    };
+    let select_busy = misbehaving(&sandbox, "select-busy").await;
     sandbox.apply(&sandbox.runner_set("picky", 0, 5, Some(select_busy))).await.unwrap();
     scale(&sandbox, "picky", 4, 1).await;
     let runners: Api<EphemeralRunner> = Api::namespaced(sandbox.client.clone(), RUNNER_NAMESPACE);

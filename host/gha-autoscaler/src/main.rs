@@ -12,7 +12,8 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let level = cli.log_level.clone().unwrap_or_else(|| cli.command.default_log_level().into());
     telemetry::init(&level, cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // Few blocking threads: policy calls are short, and every extra thread gets its own allocator arena.
+    let runtime = match tokio::runtime::Builder::new_multi_thread().max_blocking_threads(8).enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

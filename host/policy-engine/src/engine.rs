@@ -60,11 +60,14 @@ pub struct PolicyEngine {
     wasi_linker: Linker<HostState>,
     cache: Option<PrecompileCache>,
     compiled: Mutex<HashMap<String, Component>>,
+    compiling: Mutex<()>,
+    prepared: Mutex<HashMap<(String, bool), Arc<PolicyPre>>>,
     metrics: Arc<PolicyMetrics>,
     tick: Duration,
 }
 
 /// A compiled, checked and pre-linked policy: instantiating it takes microseconds.
+#[derive(Clone)]
 pub struct PolicyPre {
     pub(crate) engine: Arc<PolicyEngine>,
     pub(crate) pre: InstancePre<HostState>,
@@ -73,6 +76,7 @@ pub struct PolicyPre {
 }
 
 /// Export indices of the hooks a policy implements, looked up once.
+#[derive(Clone)]
 pub(crate) struct HookIndices {
     pub(crate) lifecycle: lifecycle::GuestIndices,
     pub(crate) scaler: Option<scaler::GuestIndices>,
@@ -117,6 +121,8 @@ impl PolicyEngine {
             wasi_linker,
             cache,
             compiled: Mutex::new(HashMap::new()),
+            compiling: Mutex::new(()),
+            prepared: Mutex::new(HashMap::new()),
             metrics,
             tick: options.epoch_tick,
         }))
@@ -145,6 +151,12 @@ impl PolicyEngine {
         if let Some(component) = self.compiled.lock().unwrap_or_else(|e| e.into_inner()).get(&policy.sha256) {
             return Ok((component.clone(), CompiledFrom::Memory));
         }
+        // One compile at a time: scale sets loading the same policy at once wait for the first compile instead
+        // of each compiling it (each compile holds megabytes that the allocator keeps afterwards).
+        let _compiling = self.compiling.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(component) = self.compiled.lock().unwrap_or_else(|e| e.into_inner()).get(&policy.sha256) {
+            return Ok((component.clone(), CompiledFrom::Memory));
+        }
         let (component, from) = match self.cache.as_ref().and_then(|c| c.load(&self.engine, &policy.sha256)) {
             Some(component) => (component, CompiledFrom::Disk),
             None => {
@@ -167,6 +179,12 @@ impl PolicyEngine {
     /// # Errors
     /// Any load error: compile, WIT version, unsupported import, missing export, instantiation.
     pub fn prepare(self: &Arc<Self>, policy: &PolicyBytes, allow_wasi: bool) -> Result<Arc<PolicyPre>> {
+        let key = (policy.sha256.clone(), allow_wasi);
+        if let Some(prepared) = self.prepared.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            let mut prepared = (**prepared).clone();
+            prepared.manifest.origin = policy.origin.clone();
+            return Ok(Arc::new(prepared));
+        }
         let (component, _) = self.compile(policy)?;
         let mut manifest = inspect(&self.engine, &component, allow_wasi)?;
         manifest.sha256 = policy.sha256.clone();
@@ -191,7 +209,9 @@ impl PolicyEngine {
         };
         let mut prepared = PolicyPre { engine: self.clone(), pre, manifest, indices };
         prepared.manifest.info = crate::instance::read_info(&prepared)?;
-        Ok(Arc::new(prepared))
+        let prepared = Arc::new(prepared);
+        self.prepared.lock().unwrap_or_else(|e| e.into_inner()).insert(key, prepared.clone());
+        Ok(prepared)
     }
 
     /// Resolves a source and prepares it, compiling on a blocking thread.
