@@ -253,3 +253,51 @@ async fn every_decision_and_shadow_divergence_goes_to_the_decision_log() {
     let shadow = burst.shadow_output.as_ref().expect("warm-pool disagrees during the burst");
     assert!(shadow.desired_runners > 3, "{shadow:?}");
 }
+
+#[tokio::test]
+async fn cancelled_jobs_bring_the_target_back_to_the_minimum() {
+    let world = world().await;
+    let (stop, task) = start(&world, config(&world, None));
+    wait_for_spec(&world, "the first decision", |replicas, id| replicas == Some(1) && id > 0).await;
+    for _ in 0..3 {
+        world.fake.enqueue(JobSpec::default());
+    }
+    wait_for_spec(&world, "scale-up to min + 3", |replicas, _| replicas == Some(4)).await;
+    // Nobody starts the jobs: the service cancels them (re-queueing each until it gives up).
+    for _ in 0..3 {
+        world.fake.with_state(|s| s.expire(Duration::ZERO, Duration::ZERO));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let jobs = world.fake.with_state(|s| s.jobs());
+    assert!(jobs.iter().all(|j| j.result.as_deref() == Some("canceled")), "{jobs:?}");
+    wait_for_spec(&world, "back to min with a drain patch", |replicas, id| replicas == Some(1) && id == 0).await;
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_policy_that_traps_on_every_call_is_replaced_by_arcs_formula() {
+    let world = world().await;
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("trap.wasm");
+    std::fs::write(&wasm, gha_policy_engine::fixtures::MISBEHAVING).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut config = config(&world, Some(json!({"source": {"file": wasm}, "config": {"mode": "panic"}})));
+    config.metrics_addr = format!("127.0.0.1:{port}");
+    let (stop, task) = start(&world, config);
+    wait_for_spec(&world, "ARC's first decision", |replicas, id| replicas == Some(1) && id > 0).await;
+    for _ in 0..2 {
+        world.fake.enqueue(JobSpec::default());
+    }
+    wait_for_spec(&world, "ARC's min + 2 while the policy traps", |replicas, _| replicas == Some(3)).await;
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap().text().await.unwrap();
+    let fallbacks: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("gha_policy_fallbacks_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(fallbacks >= 2.0, "every trapped decision was answered by the fallback:\n{metrics}");
+    assert!(metrics.contains("gha_policy_traps"), "traps are counted");
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
