@@ -31,11 +31,10 @@ use crate::secrets;
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let namespace = ctx.options.controller_namespace.clone();
     let listeners: Api<AutoscalingListener> = Api::namespaced(ctx.kube.clone(), &namespace);
-    let pods: Api<Pod> = Api::namespaced(ctx.kube.clone(), &namespace);
-    let accounts: Api<ServiceAccount> = Api::namespaced(ctx.kube.clone(), &namespace);
+    let (client, config) = (ctx.kube.clone(), watcher::Config::default());
     Controller::new(listeners, watcher::Config::default())
-        .owns(pods, watcher::Config::default())
-        .owns(accounts, watcher::Config::default())
+        .owns_stream(crate::owned_changes::<Pod>(client.clone(), Some(&namespace), config.clone()))
+        .owns_stream(crate::owned_changes::<ServiceAccount>(client, Some(&namespace), config))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, crate::retry_after_error, ctx)
         .for_each(|_| async {})

@@ -23,7 +23,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::core::DynamicObject;
 use kube::discovery::ApiResource;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::{Action, Config, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
@@ -38,14 +38,11 @@ use crate::labels::{self, PART_OF, annotation, finalizer, label, name_suffix, sc
 
 /// Runs the controller until `shutdown`.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
-    let (sets, runner_sets): (Api<AutoscalingRunnerSet>, Api<EphemeralRunnerSet>) =
-        match &ctx.options.watch_single_namespace {
-            Some(ns) => (Api::namespaced(ctx.kube.clone(), ns), Api::namespaced(ctx.kube.clone(), ns)),
-            None => (Api::all(ctx.kube.clone()), Api::all(ctx.kube.clone())),
-        };
     let listeners: Api<AutoscalingListener> = Api::namespaced(ctx.kube.clone(), &ctx.options.controller_namespace);
-    Controller::new(sets, watcher::Config::default())
-        .owns(runner_sets, watcher::Config::default())
+    let runner_sets = crate::owned_changes::<EphemeralRunnerSet>(ctx.kube.clone(), ctx.scope(), Default::default());
+    Controller::new(ctx.scoped::<AutoscalingRunnerSet>(), watcher::Config::default())
+        .owns_stream(runner_sets)
+        .with_config(Config::default().debounce(Duration::from_millis(500)))
         .watches(listeners, watcher::Config::default(), |listener: AutoscalingListener| {
             Some(
                 ObjectRef::new(&listener.spec.autoscaling_runner_set_name)

@@ -40,6 +40,22 @@ impl Context {
         })
     }
 
+    /// The watched namespace (`--watch-single-namespace`), or None for all.
+    pub fn scope(&self) -> Option<&str> {
+        self.options.watch_single_namespace.as_deref()
+    }
+
+    /// An API over the watched scope (one namespace, or all).
+    pub fn scoped<K>(&self) -> kube::Api<K>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+    {
+        match self.scope() {
+            Some(namespace) => kube::Api::namespaced(self.kube.clone(), namespace),
+            None => kube::Api::all(self.kube.clone()),
+        }
+    }
+
     /// Records a Kubernetes event on `object` (failures are logged, never fatal).
     pub async fn event<K: Resource<DynamicType = ()>>(&self, object: &K, warning: bool, reason: &str, note: String) {
         let reference: ObjectReference = object.object_ref(&());

@@ -58,13 +58,10 @@ pub mod phase {
 
 /// Runs the controller until `shutdown`.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
-    let (runners, pods): (Api<EphemeralRunner>, Api<Pod>) = match &ctx.options.watch_single_namespace {
-        Some(ns) => (Api::namespaced(ctx.kube.clone(), ns), Api::namespaced(ctx.kube.clone(), ns)),
-        None => (Api::all(ctx.kube.clone()), Api::all(ctx.kube.clone())),
-    };
     let pod_filter = watcher::Config::default().labels(&format!("{}=True", label::EPHEMERAL_RUNNER));
-    Controller::new(runners, watcher::Config::default())
-        .owns(pods, pod_filter)
+    let pods = crate::owned_changes::<Pod>(ctx.kube.clone(), ctx.scope(), pod_filter);
+    Controller::new(ctx.scoped::<EphemeralRunner>(), watcher::Config::default())
+        .owns_stream(pods)
         .with_config(Config::default().concurrency(ctx.options.runner_max_concurrent_reconciles.max(1)))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, crate::retry_after_error, ctx)
@@ -150,10 +147,14 @@ impl Runner<'_> {
             return Ok(Action::await_change());
         }
         self.ensure_finalizers().await?;
-        let Some(secret) = self.jit_secret().await? else {
-            return Ok(Action::requeue(Duration::from_secs(1)));
+        let (secret, registered_now) = match optional(self.secrets.get(&self.name).await)? {
+            Some(secret) => (secret, false),
+            None => match self.register().await? {
+                Some(secret) => (secret, true),
+                None => return Ok(Action::requeue(Duration::from_secs(1))),
+            },
         };
-        if runner_id(self.er).is_none() && !self.copy_registration(&secret).await? {
+        if runner_id(self.er).is_none() && !registered_now && !self.copy_registration(&secret).await? {
             return Ok(Action::requeue(Duration::from_secs(1)));
         }
         let failures = self.er.status.as_ref().and_then(|s| s.failures.clone()).unwrap_or_default();
@@ -266,11 +267,8 @@ impl Runner<'_> {
         Ok(())
     }
 
-    /// The JIT secret, registering the runner when it has none. None = not ready yet (requeue).
-    async fn jit_secret(&self) -> Result<Option<Secret>> {
-        if let Some(secret) = optional(self.secrets.get(&self.name).await)? {
-            return Ok(Some(secret));
-        }
+    /// Registers the runner (a JIT config) and stores the config in its Secret. None = not yet (requeue).
+    async fn register(&self) -> Result<Option<Secret>> {
         let client = self.github().await?;
         let scale_set_id = self.er.spec.runner_scale_set_id;
         let jit = match client.generate_jit_config(scale_set_id, &self.name).await {
@@ -321,7 +319,11 @@ impl Runner<'_> {
             ..Default::default()
         };
         let created = self.secrets.create(&PostParams::default(), &secret).await?;
-        self.patch_status(json!({"runnerId": jit.runner.id, "runnerName": jit.runner.name})).await?;
+        let mut status = json!({"runnerId": jit.runner.id, "runnerName": jit.runner.name});
+        if status_phase(self.er).is_empty() {
+            status["phase"] = json!(phase::PENDING);
+        }
+        self.patch_status(status).await?;
         Ok(Some(created))
     }
 
@@ -408,9 +410,6 @@ impl Runner<'_> {
             Ok(created) => {
                 let patch = json!({"metadata": {"annotations": {USED_BY_POD: created.uid().unwrap_or_default()}}});
                 self.secrets.patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
-                if status_phase(self.er).is_empty() {
-                    self.patch_status(json!({"phase": phase::PENDING})).await?;
-                }
                 Ok(Action::await_change())
             }
             Err(e) if is_status(&e, 409) => Ok(Action::requeue(Duration::from_secs(5))),

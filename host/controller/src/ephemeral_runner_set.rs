@@ -16,7 +16,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::{Action, Config, Controller};
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
@@ -35,12 +35,10 @@ pub const PHASE_OUTDATED: &str = "Outdated";
 
 /// Runs the controller until `shutdown`.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
-    let (sets, runners): (Api<EphemeralRunnerSet>, Api<EphemeralRunner>) = match &ctx.options.watch_single_namespace {
-        Some(ns) => (Api::namespaced(ctx.kube.clone(), ns), Api::namespaced(ctx.kube.clone(), ns)),
-        None => (Api::all(ctx.kube.clone()), Api::all(ctx.kube.clone())),
-    };
-    Controller::new(sets, watcher::Config::default())
-        .owns(runners, watcher::Config::default())
+    let runners = crate::owned_changes::<EphemeralRunner>(ctx.kube.clone(), ctx.scope(), Default::default());
+    Controller::new(ctx.scoped::<EphemeralRunnerSet>(), watcher::Config::default())
+        .owns_stream(runners)
+        .with_config(Config::default().debounce(Duration::from_millis(100)))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, crate::retry_after_error, ctx)
         .for_each(|_| async {})

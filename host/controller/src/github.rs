@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use gha_actions_client::{ActionsClient, ClientOptions, UserAgent};
 use gha_crds::{ProxyConfig, TlsConfig};
@@ -27,8 +28,12 @@ pub struct GitHubSettings<'a> {
     pub tls: Option<&'a TlsConfig>,
 }
 
-/// Clients by (namespace, config URL, secret), with the fingerprint of what they were built from.
-type ClientMap = HashMap<(String, String, String), (String, Arc<ActionsClient>)>;
+/// Clients by (namespace, config URL, secret), with the fingerprint of what they were built from and when the
+/// secret was last read.
+type ClientMap = HashMap<(String, String, String), (String, Instant, Arc<ActionsClient>)>;
+
+/// How long a client is used without reading its secret again (credential rotation is noticed within this).
+const RECHECK_AFTER: Duration = Duration::from_secs(60);
 
 /// The cache.
 #[derive(Default)]
@@ -43,12 +48,18 @@ impl GitHubClients {
         GitHubClients { force_ghes, clients: Mutex::default() }
     }
 
-    /// The client for `settings`, reading the secret (and proxy secrets, CA ConfigMap) each time to notice
-    /// rotations.
+    /// The client for `settings`. The secret (and proxy secrets, CA ConfigMap) is read again after a minute, and
+    /// a new client built when it changed.
     ///
     /// # Errors
     /// A missing secret or key, both or neither credential method, a bad URL, proxy or CA.
     pub async fn client(&self, kube: &Client, settings: GitHubSettings<'_>) -> Result<Arc<ActionsClient>> {
+        let key = (settings.namespace.to_string(), settings.config_url.to_string(), settings.secret.to_string());
+        if let Some((_, read_at, client)) = self.lock().get(&key)
+            && read_at.elapsed() < RECHECK_AFTER
+        {
+            return Ok(client.clone());
+        }
         let data = secrets::read_secret(kube, settings.namespace, settings.secret).await?;
         let credentials = secrets::credentials(settings.secret, &data)?;
         let proxy = match settings.proxy {
@@ -68,10 +79,10 @@ impl GitHubClients {
                 None => None,
             };
         let fingerprint = hash_of(&(settings.config_url, &data, &proxy, &root_ca));
-        let key = (settings.namespace.to_string(), settings.config_url.to_string(), settings.secret.to_string());
-        if let Some((hash, client)) = self.lock().get(&key)
+        if let Some((hash, read_at, client)) = self.lock().get_mut(&key)
             && *hash == fingerprint
         {
+            *read_at = Instant::now();
             return Ok(client.clone());
         }
         let mut options = ClientOptions::new(settings.config_url, credentials);
@@ -81,7 +92,7 @@ impl GitHubClients {
         options.no_proxy = proxy.get("no_proxy").cloned();
         options.user_agent = UserAgent { subsystem: "controller".into(), ..UserAgent::default() };
         let client = Arc::new(ActionsClient::new(options).map_err(|e| Error::Invalid(e.to_string()))?);
-        self.lock().insert(key, (fingerprint, client.clone()));
+        self.lock().insert(key, (fingerprint, Instant::now(), client.clone()));
         Ok(client)
     }
 

@@ -12,8 +12,11 @@ async fn main() {
     let jobs = trace::generate(10_000, 24.0, 8, 42);
     let engine = PolicyEngine::new(EngineOptions::default(), std::sync::Arc::new(PolicyMetrics::default())).unwrap();
     let mut reports = Vec::new();
-    for name in ["arc-default", "warm-pool"] {
-        let policy = ScaleSetPolicy::load(&engine, ScaleSetRef::default(), PolicySpec::built_in(name)).await.unwrap();
+    let warm = serde_json::json!({"scaleFactor": 0.3, "maxExtra": 5, "idleTtlSeconds": 300});
+    for (name, config) in [("arc-default", serde_json::Value::Null), ("warm-pool", warm)] {
+        let mut spec = PolicySpec::built_in(name);
+        spec.config = config;
+        let policy = ScaleSetPolicy::load(&engine, ScaleSetRef::default(), spec).await.unwrap();
         let started = Instant::now();
         let report = simulate(&policy, name, &jobs, SimulationOptions::default(), None);
         let elapsed = started.elapsed().as_secs_f64();
