@@ -1,0 +1,79 @@
+//! `demo`, `simulate` and `trace generate` as a user runs them.
+
+use std::process::Command;
+
+fn binary() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_gha-autoscaler"))
+}
+
+#[test]
+fn the_demo_runs_a_trace_end_to_end_and_reports_a_clean_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace.jsonl");
+    let jobs: String =
+        (0..4).map(|i| format!("{{\"queuedAt\": {}, \"duration\": 20, \"workflow\": \"ci.yml\"}}\n", i * 2)).collect();
+    std::fs::write(&trace, jobs).unwrap();
+    let out_dir = dir.path().join("out");
+    let output = binary()
+        .args(["demo", "--policy", "warm-pool", "--policy-config", r#"{"scaleFactor": 0.5}"#, "--time-scale", "0.05"])
+        .arg("--trace")
+        .arg(&trace)
+        .arg("--out-dir")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("jobs completed") && stdout.contains("4 / 4"), "{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("runners leaked") && l.trim_end().ends_with(" 0")), "{stdout}");
+    let svg = std::fs::read_to_string(out_dir.join("demo-warm-pool.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("desired runners"));
+}
+
+#[test]
+fn a_bad_policy_config_fails_the_demo_fast_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = binary()
+        .args(["demo", "--policy", "warm-pool", "--policy-config", r#"{"nonsense": 1}"#, "--out-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("nonsense"), "{stderr}");
+}
+
+#[test]
+fn simulate_compares_policies_on_a_generated_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("day.jsonl");
+    let generated =
+        binary().args(["trace", "generate", "--jobs", "300", "--hours", "6", "--seed", "5"]).output().unwrap();
+    assert!(generated.status.success());
+    std::fs::write(&trace, &generated.stdout).unwrap();
+    assert_eq!(String::from_utf8_lossy(&generated.stdout).lines().count(), 300);
+    let log = dir.path().join("log-{policy}.jsonl");
+    let output = binary()
+        .args(["simulate", "--policy", "arc-default", "--policy", "warm-pool", "--csv"])
+        .args(["--policy-config", r#"warm-pool={"scaleFactor": 1.0, "maxExtra": 5}"#])
+        .arg("--trace")
+        .arg(&trace)
+        .arg("--decision-log")
+        .arg(&log)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    let rows: Vec<Vec<&str>> = stdout.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 2);
+    let wait_p50 = |row: &Vec<&str>| row[2].parse::<f64>().unwrap();
+    assert!(wait_p50(&rows[1]) < wait_p50(&rows[0]), "a buffer shortens the wait: {stdout}");
+
+    // The decision log of one policy replays against another (what-if on recorded history).
+    let recorded = dir.path().join("log-arc-default.jsonl");
+    let replay = binary().args(["policy", "run", "warm-pool", "--input"]).arg(&recorded).output().unwrap();
+    assert!(replay.status.success(), "{}", String::from_utf8_lossy(&replay.stderr));
+    let first: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&replay.stdout).lines().nth(1).unwrap()).unwrap();
+    assert!(first["recorded"]["desiredRunners"].is_number() && first["desiredRunners"].is_number(), "{first}");
+}
