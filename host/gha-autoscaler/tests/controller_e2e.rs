@@ -211,3 +211,54 @@ async fn a_scale_set_garbage_collected_by_github_is_registered_again() {
     .await;
     sandbox.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listener_is_recreated_after_a_crash_and_a_config_change() {
+    let sandbox = sandbox().await;
+    let sets: Api<AutoscalingRunnerSet> = Api::namespaced(sandbox.client.clone(), RUNNER_NAMESPACE);
+    let pods: Api<Pod> = Api::namespaced(sandbox.client.clone(), CONTROLLER_NAMESPACE);
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(sandbox.client.clone(), CONTROLLER_NAMESPACE);
+    sandbox.apply(&sandbox.runner_set("phoenix", 0, 3, None)).await.unwrap();
+    let running_listener = || async {
+        let items = pods.list(&ListParams::default()).await.map_err(|e| e.to_string())?.items;
+        let running: Vec<String> = items
+            .iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .filter_map(|p| p.uid())
+            .collect();
+        let sessions = sandbox.fake.with_state(|s| s.sessions().len());
+        ensure(running.len() == 1 && sessions == 1, || {
+            format!("{} running listener pods, {sessions} sessions", running.len())
+        })?;
+        Ok::<String, String>(running[0].clone())
+    };
+    eventually("a running listener", Duration::from_secs(30), || async { running_listener().await.map(|_| ()) }).await;
+    let first = running_listener().await.unwrap();
+
+    // The listener pod is deleted (a crash, an eviction, a drained node): a new one opens a new session.
+    let name = pods.list(&ListParams::default()).await.unwrap().items[0].name_any();
+    pods.delete(&name, &DeleteParams::default()).await.unwrap();
+    eventually("a new listener pod", Duration::from_secs(30), || async {
+        let uid = running_listener().await?;
+        ensure(uid != first, || "still the old pod".into())
+    })
+    .await;
+
+    // A config change (maxRunners) reaches the listener: its config is rewritten and the pod replaced.
+    let patch = serde_json::json!({"spec": {"maxRunners": 7}});
+    sets.patch("phoenix", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+    eventually("the listener config says 7", Duration::from_secs(30), || async {
+        let items = secrets.list(&ListParams::default()).await.map_err(|e| e.to_string())?.items;
+        let config = items
+            .iter()
+            .filter_map(|s| s.data.as_ref()?.get("config.json"))
+            .map(|b| serde_json::from_slice::<serde_json::Value>(&b.0).unwrap_or_default())
+            .next()
+            .ok_or("no config secret")?;
+        ensure(config["max_runners"] == 7, || format!("max_runners {}", config["max_runners"]))?;
+        running_listener().await.map(|_| ())
+    })
+    .await;
+    sandbox.stop().await;
+}
