@@ -11,29 +11,45 @@ use kube::{Api, Client};
 
 use crate::error::{is_status, optional};
 
-/// Seconds a lease stays valid without renewal.
-const LEASE_SECONDS: i32 = 15;
-/// Renewal period.
-const RENEW_EVERY: Duration = Duration::from_secs(5);
+/// How long a lease lasts and how often it is renewed.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseTiming {
+    /// Seconds a lease stays valid without renewal.
+    pub lease_seconds: i32,
+    /// Renewal period.
+    pub renew_every: Duration,
+}
+
+impl Default for LeaseTiming {
+    /// controller-runtime's defaults: a 15 s lease, renewed well within it.
+    fn default() -> Self {
+        LeaseTiming { lease_seconds: 15, renew_every: Duration::from_secs(5) }
+    }
+}
 
 /// A held lease.
 pub struct Leadership {
     api: Api<Lease>,
     name: String,
     identity: String,
+    timing: LeaseTiming,
 }
 
-fn expired(spec: &LeaseSpec, now: Timestamp) -> bool {
+fn expired(spec: &LeaseSpec, now: Timestamp, default_seconds: i32) -> bool {
     let Some(renewed) = spec.renew_time.as_ref().or(spec.acquire_time.as_ref()) else { return true };
-    let duration = i64::from(spec.lease_duration_seconds.unwrap_or(LEASE_SECONDS));
-    renewed.0.as_second() + duration < now.as_second()
+    let duration = i64::from(spec.lease_duration_seconds.unwrap_or(default_seconds));
+    renewed.0.as_millisecond() + duration * 1000 < now.as_millisecond()
 }
 
 impl Leadership {
     /// Waits until this process holds the lease `namespace/name`.
-    pub async fn acquire(client: Client, namespace: &str, name: &str, identity: &str) -> Self {
-        let leadership =
-            Leadership { api: Api::namespaced(client, namespace), name: name.into(), identity: identity.into() };
+    pub async fn acquire(client: Client, namespace: &str, name: &str, identity: &str, timing: LeaseTiming) -> Self {
+        let leadership = Leadership {
+            api: Api::namespaced(client, namespace),
+            name: name.into(),
+            identity: identity.into(),
+            timing,
+        };
         loop {
             match leadership.try_hold().await {
                 Ok(true) => {
@@ -43,7 +59,7 @@ impl Leadership {
                 Ok(false) => {}
                 Err(e) => tracing::warn!(lease = name, error = %e, "leader election failed; retrying"),
             }
-            tokio::time::sleep(RENEW_EVERY / 2).await;
+            tokio::time::sleep(leadership.timing.renew_every / 2).await;
         }
     }
 
@@ -55,7 +71,7 @@ impl Leadership {
                 metadata: ObjectMeta { name: Some(self.name.clone()), ..Default::default() },
                 spec: Some(LeaseSpec {
                     holder_identity: Some(self.identity.clone()),
-                    lease_duration_seconds: Some(LEASE_SECONDS),
+                    lease_duration_seconds: Some(self.timing.lease_seconds),
                     acquire_time: Some(MicroTime(now)),
                     renew_time: Some(MicroTime(now)),
                     lease_transitions: Some(0),
@@ -70,7 +86,7 @@ impl Leadership {
         };
         let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
         let ours = spec.holder_identity.as_deref() == Some(self.identity.as_str());
-        if !ours && !expired(spec, now) {
+        if !ours && !expired(spec, now, self.timing.lease_seconds) {
             return Ok(false);
         }
         if !ours {
@@ -78,7 +94,7 @@ impl Leadership {
             spec.acquire_time = Some(MicroTime(now));
             spec.holder_identity = Some(self.identity.clone());
         }
-        spec.lease_duration_seconds = Some(LEASE_SECONDS);
+        spec.lease_duration_seconds = Some(self.timing.lease_seconds);
         spec.renew_time = Some(MicroTime(now));
         match self.api.replace(&self.name, &PostParams::default(), &lease).await {
             Ok(_) => Ok(true),
@@ -91,7 +107,7 @@ impl Leadership {
     pub async fn keep(self) {
         let mut last_renewal = tokio::time::Instant::now();
         loop {
-            tokio::time::sleep(RENEW_EVERY).await;
+            tokio::time::sleep(self.timing.renew_every).await;
             match self.try_hold().await {
                 Ok(true) => last_renewal = tokio::time::Instant::now(),
                 Ok(false) => {
@@ -100,7 +116,7 @@ impl Leadership {
                 }
                 Err(e) => tracing::warn!(lease = %self.name, error = %e, "lease renewal failed"),
             }
-            if last_renewal.elapsed() > Duration::from_secs(LEASE_SECONDS as u64) {
+            if last_renewal.elapsed() > Duration::from_secs(self.timing.lease_seconds.max(1) as u64) {
                 tracing::error!(lease = %self.name, "lease not renewed in time; leadership lost");
                 return;
             }

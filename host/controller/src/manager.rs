@@ -9,7 +9,7 @@ use kube::Client;
 use tokio::sync::watch;
 
 use crate::context::Context;
-use crate::leader::Leadership;
+use crate::leader::{Leadership, LeaseTiming};
 use crate::options::{ControllerOptions, bind_address};
 use crate::policies::Policies;
 
@@ -83,7 +83,13 @@ pub async fn run(
         let identity = std::env::var("HOSTNAME").unwrap_or_else(|_| format!("controller-{}", std::process::id()));
         let mut stopped = stopped.clone();
         tokio::select! {
-            leadership = Leadership::acquire(kube, &ctx.options.controller_namespace, &ctx.options.leader_election_id, &identity) => Some(leadership),
+            leadership = Leadership::acquire(
+                kube,
+                &ctx.options.controller_namespace,
+                &ctx.options.leader_election_id,
+                &identity,
+                LeaseTiming::default(),
+            ) => Some(leadership),
             _ = stopped.wait_for(|s| *s) => return Ok(()),
         }
     } else {

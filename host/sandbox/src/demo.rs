@@ -221,6 +221,13 @@ struct Probe {
 }
 
 impl Probe {
+    /// Exactly `min` EphemeralRunners (deleting ones included) and no more live registrations on GitHub.
+    async fn settled(&self, sandbox: &Sandbox, min: usize) -> bool {
+        let runners = self.runners.list(&ListParams::default()).await.map(|l| l.items.len()).unwrap_or(usize::MAX);
+        let registered = sandbox.fake.with_state(|s| s.runners().iter().filter(|r| !r.finished).count());
+        runners == min && registered <= min
+    }
+
     async fn sample(&mut self, sandbox: &Sandbox, t: f64) -> Sample {
         let jobs = sandbox.fake.with_state(|s| s.jobs());
         let queued = jobs
@@ -290,16 +297,13 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoReport> {
         listener_binary: Some(options.binary.clone()),
         time_scale: options.time_scale,
         pod_start_delay: Duration::from_secs_f64(options.pod_start_seconds * options.time_scale),
+        listener_log_level: options.listener_log_level.clone(),
         ..SandboxOptions::default()
     };
     sandbox_options.controller.listener_metrics_addr = format!("127.0.0.1:{port}");
     let sandbox = Sandbox::start(sandbox_options).await?;
     let policy = policy_spec(&sandbox, options).await?;
-    let mut ars = sandbox.runner_set(SCALE_SET, options.min_runners, options.max_runners, Some(policy));
-    ars.spec.listener_template = Some(serde_json::from_value(serde_json::json!({"spec": {"containers": [
-        {"name": "listener", "env": [{"name": "LOG_LEVEL", "value": options.listener_log_level}]}
-    ]}}))?);
-    sandbox.apply(&ars).await?;
+    sandbox.apply(&sandbox.runner_set(SCALE_SET, options.min_runners, options.max_runners, Some(policy))).await?;
     wait_until_ready(&sandbox).await?;
 
     let mut probe = Probe {
@@ -347,9 +351,11 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoReport> {
         report.samples.push(sample);
         let jobs_done = next == options.trace.len()
             && sandbox.fake.with_state(|s| s.jobs().iter().all(|j| j.state == JobState::Completed));
-        let at_min = sample.runners == options.min_runners.max(0) as usize && sample.desired == sample.runners;
+        let min = options.min_runners.max(0) as usize;
         if jobs_done && t >= last_queued {
             let done_at = *all_done_at.get_or_insert_with(Instant::now);
+            // Settled: at the minimum with no runner still being deleted and no registration left over.
+            let at_min = sample.runners == min && sample.desired == min && probe.settled(&sandbox, min).await;
             if at_min || done_at.elapsed() > settle_deadline_after {
                 break;
             }

@@ -16,7 +16,7 @@ use gha_controller::{Context, ControllerOptions};
 use gha_crds::{AutoscalingRunnerSet, AutoscalingRunnerSetSpec, PolicySpecCr};
 use gha_mem_kube::{MemKube, MemKubeOptions};
 use gha_sim_kubelet::{KubeletOptions, SimulatedKubelet};
-use k8s_openapi::api::core::v1::{Container, Namespace, PodSpec, PodTemplateSpec, Secret};
+use k8s_openapi::api::core::v1::{Container, EnvVar, Namespace, PodSpec, PodTemplateSpec, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::PostParams;
@@ -50,6 +50,8 @@ pub struct SandboxOptions {
     pub kubelet: bool,
     /// Run the controller manager in this process (off: the caller runs `gha-autoscaler controller`).
     pub in_process_controller: bool,
+    /// Log level of listener processes (`LOG_LEVEL` in their pod template).
+    pub listener_log_level: String,
     /// Controller flags (namespace and listener API URL are filled in).
     pub controller: ControllerOptions,
 }
@@ -63,6 +65,7 @@ impl Default for SandboxOptions {
             long_poll_hold: Duration::from_millis(500),
             kubelet: true,
             in_process_controller: true,
+            listener_log_level: "warn".into(),
             controller: ControllerOptions {
                 kube_qps: 0.0,
                 runner_max_concurrent_reconciles: 8,
@@ -86,6 +89,7 @@ pub struct Sandbox {
     /// The controllers' shared context (metrics, policies).
     pub context: Arc<Context>,
     controller_options: ControllerOptions,
+    listener_log_level: String,
     stop: watch::Sender<bool>,
     controller: tokio::task::JoinHandle<()>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -172,6 +176,7 @@ impl Sandbox {
             kubelet,
             context,
             controller_options: controller,
+            listener_log_level: options.listener_log_level.clone(),
             stop,
             controller: controller_task,
             tasks,
@@ -212,6 +217,21 @@ impl Sandbox {
                         ..Default::default()
                     }),
                 },
+                listener_template: Some(PodTemplateSpec {
+                    metadata: None,
+                    spec: Some(PodSpec {
+                        containers: vec![Container {
+                            name: "listener".into(),
+                            env: Some(vec![EnvVar {
+                                name: "LOG_LEVEL".into(),
+                                value: Some(self.listener_log_level.clone()),
+                                value_from: None,
+                            }]),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }),
+                }),
                 policy,
                 ..Default::default()
             },
