@@ -278,3 +278,45 @@ async fn conflicts_and_a_controller_restart_mid_scale_converge() {
     assert_eq!(w.registered_on_github(), 12, "no leaked registrations");
     w.sandbox.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quota_and_invalid_pods_are_reported_not_retried_blindly() {
+    let w = world(false).await;
+    // A namespace quota refuses the pod: the runner waits (reason QuotaExceeded), it does not fail, and gets its
+    // pod once the quota allows.
+    w.sandbox.kube.fail_writes("pods", 2, 403);
+    w.scale(1, 1).await;
+    eventually("QuotaExceeded", TIMEOUT, || async {
+        let runners = w.runner_list().await;
+        let status = runners.first().and_then(|r| r.status.clone()).unwrap_or_default();
+        ensure(status.reason.as_deref() == Some("QuotaExceeded") && status.phase.as_deref() != Some("Failed"), || {
+            format!("{status:?}")
+        })
+    })
+    .await;
+    let waiting = w.runner_list().await[0].name_any();
+    eventually("the pod once the quota allows (ARC retries every 30 s)", Duration::from_secs(45), || async {
+        w.pods.get(&waiting).await.map(|_| ()).map_err(|e| e.to_string())
+    })
+    .await;
+
+    // A pod the API rejects as invalid: the runner is marked Failed (InvalidPod), removed from GitHub, and the set
+    // deletes it so it does not hold capacity.
+    w.sandbox.kube.fail_writes("pods", 1, 422);
+    w.scale(2, 2).await;
+    eventually("the invalid runner marked and then deleted", TIMEOUT, || async {
+        let events: Api<k8s_openapi::api::events::v1::Event> =
+            Api::namespaced(w.sandbox.client.clone(), RUNNER_NAMESPACE);
+        let items = events.list(&ListParams::default()).await.map_err(|e| e.to_string())?.items;
+        let invalid = items.iter().any(|e| e.reason.as_deref() == Some("InvalidPod"));
+        let failed = w
+            .runner_list()
+            .await
+            .iter()
+            .filter(|r| r.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed"))
+            .count();
+        ensure(invalid && failed == 0, || format!("invalid event {invalid}, {failed} failed runners left"))
+    })
+    .await;
+    w.sandbox.stop().await;
+}

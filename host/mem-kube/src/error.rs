@@ -21,6 +21,8 @@ pub enum ApiError {
     BadRequest(String),
     /// 405 MethodNotAllowed.
     MethodNotAllowed(String),
+    /// 403 Forbidden (injected fault, e.g. an exceeded quota).
+    Forbidden(String),
     /// 500 InternalError (injected fault).
     Internal(String),
 }
@@ -36,6 +38,7 @@ impl ApiError {
             ApiError::Invalid(_) => (422, "Invalid"),
             ApiError::BadRequest(_) => (400, "BadRequest"),
             ApiError::MethodNotAllowed(_) => (405, "MethodNotAllowed"),
+            ApiError::Forbidden(_) => (403, "Forbidden"),
             ApiError::Internal(_) => (500, "InternalError"),
         }
     }
@@ -49,6 +52,7 @@ impl ApiError {
             | ApiError::Invalid(m)
             | ApiError::BadRequest(m)
             | ApiError::MethodNotAllowed(m)
+            | ApiError::Forbidden(m)
             | ApiError::Internal(m) => m,
         }
     }

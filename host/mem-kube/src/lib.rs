@@ -113,7 +113,8 @@ impl MemKube {
         f(&mut self.server.store())
     }
 
-    /// The next `count` writes to `plural` fail with `code` (409 or 500).
+    /// The next `count` writes to `plural` fail with `code`: 409 conflict, 403 exceeded quota, 422 invalid, else
+    /// 500.
     pub fn fail_writes(&self, plural: &str, count: u32, code: u16) {
         self.server.store().fail_writes(plural, count, code);
     }

@@ -171,7 +171,8 @@ impl Store {
         self.types.iter().find(|t| t.group == group && t.version == version && t.plural == plural).cloned()
     }
 
-    /// Makes the next `count` writes to `plural` fail with `code` (409 or 500).
+    /// Makes the next `count` writes to `plural` fail with `code`: 409 (conflict), 403 (an exceeded quota, as a
+    /// ResourceQuota answers), 422 (invalid), anything else a 500.
     pub fn fail_writes(&mut self, plural: &str, count: u32, code: u16) {
         self.write_faults.insert(plural.into(), WriteFault { remaining: count, code });
     }
@@ -185,6 +186,11 @@ impl Store {
         }
         Err(match code {
             409 => ApiError::Conflict(format!("injected conflict on {}", rt.plural)),
+            403 => ApiError::Forbidden(format!(
+                "{} is forbidden: exceeded quota: injected-quota, requested: pods=1, used: pods=10, limited: pods=10",
+                rt.plural
+            )),
+            422 => ApiError::Invalid(format!("injected: {} is invalid", rt.plural)),
             _ => ApiError::Internal(format!("injected failure on {}", rt.plural)),
         })
     }
