@@ -1,11 +1,9 @@
 //! `cargo bench -p gha-actions-client`: message round trips (get → ack) between the client and the fake over
 //! loopback, requests on the hot path, and the fake's memory with 10,000 queued jobs.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gha_actions_client::model::RunnerScaleSet;
-use gha_actions_client::{ActionsClient, ClientOptions, Credentials, MessageSession};
+use gha_actions_client::MessageSession;
 use gha_actions_fake::{FakeActions, FakeOptions, JobSpec};
 
 fn rss_kib() -> u64 {
@@ -25,13 +23,7 @@ async fn main() {
     let fake = FakeActions::start(FakeOptions { long_poll_hold: Duration::from_secs(1), ..Default::default() })
         .await
         .expect("fake starts");
-    let client = Arc::new(
-        ActionsClient::new(ClientOptions::new(fake.config_url("acme"), Credentials::Token("ghp_fake".into()))).unwrap(),
-    );
-    let set = client
-        .create_scale_set(&RunnerScaleSet { name: "bench".into(), runner_group_id: 1, ..Default::default() })
-        .await
-        .unwrap();
+    let (client, set) = fake.client_with_scale_set("acme", "bench").await.unwrap();
     let session = MessageSession::open(client.clone(), set.id, "bench").await.unwrap();
 
     let mut last = 0;

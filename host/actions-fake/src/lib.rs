@@ -165,6 +165,28 @@ impl FakeActions {
         format!("{}/{org}", self.shared.base_url)
     }
 
+    /// A real client of this fake for `org`, authenticated with the first PAT the fake accepts, and a scale set
+    /// `name` registered through it in the default runner group — what tests and benchmarks start from.
+    ///
+    /// # Errors
+    /// No PAT configured, or the registration failed.
+    pub async fn client_with_scale_set(
+        &self,
+        org: &str,
+        name: &str,
+    ) -> gha_actions_client::Result<(Arc<gha_actions_client::ActionsClient>, gha_actions_client::model::RunnerScaleSet)>
+    {
+        use gha_actions_client::{ActionsClient, ClientOptions, Credentials, model::RunnerScaleSet};
+        let pat = self.shared.options.pats.first().cloned().ok_or_else(|| {
+            gha_actions_client::Error::InvalidCredentials("the fake accepts no personal access token".into())
+        })?;
+        let client = Arc::new(ActionsClient::new(ClientOptions::new(self.config_url(org), Credentials::Token(pat)))?);
+        let set = client
+            .create_scale_set(&RunnerScaleSet { name: name.into(), runner_group_id: 1, ..Default::default() })
+            .await?;
+        Ok((client, set))
+    }
+
     /// Reads or changes the state in process (long polls are woken).
     pub fn with_state<R>(&self, f: impl FnOnce(&mut FakeState) -> R) -> R {
         self.shared.mutate(f)

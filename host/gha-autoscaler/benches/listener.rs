@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gha_actions_client::model::{JobFields, RunnerScaleSet};
-use gha_actions_client::{ActionsClient, ClientOptions, Credentials, MessageSession};
+use gha_actions_client::MessageSession;
+use gha_actions_client::model::JobFields;
 use gha_actions_fake::{FakeActions, FakeOptions, JobSpec};
 use gha_listener::{Cluster, Listener, ListenerMetrics, ScaleSetLabels};
 use gha_policy_engine::types::{Bounds, PodMetadata, RunnerCounts, ScaleSetRef};
@@ -43,13 +43,7 @@ async fn latency(policy: &str, rounds: usize) -> (Duration, Duration) {
     let fake = FakeActions::start(FakeOptions { long_poll_hold: Duration::from_secs(30), ..Default::default() })
         .await
         .unwrap();
-    let client = Arc::new(
-        ActionsClient::new(ClientOptions::new(fake.config_url("acme"), Credentials::Token("ghp_fake".into()))).unwrap(),
-    );
-    let set = client
-        .create_scale_set(&RunnerScaleSet { name: "bench".into(), runner_group_id: 1, ..Default::default() })
-        .await
-        .unwrap();
+    let (client, set) = fake.client_with_scale_set("acme", "bench").await.unwrap();
     let session = MessageSession::open(client, set.id, "bench").await.unwrap();
     let engine = PolicyEngine::new(EngineOptions::default(), Arc::new(PolicyMetrics::default())).unwrap();
     let policy =
@@ -94,12 +88,7 @@ async fn listener_rss() -> (Rss, Rss) {
     .unwrap();
     sets.create(&PostParams::default(), &ers).await.unwrap();
     let fake = FakeActions::start(FakeOptions::default()).await.unwrap();
-    let actions =
-        ActionsClient::new(ClientOptions::new(fake.config_url("acme"), Credentials::Token("ghp_fake".into()))).unwrap();
-    let set = actions
-        .create_scale_set(&RunnerScaleSet { name: "rss".into(), runner_group_id: 1, ..Default::default() })
-        .await
-        .unwrap();
+    let (_, set) = fake.client_with_scale_set("acme", "rss").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.json");
     let config = serde_json::json!({

@@ -3,8 +3,6 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use gha_actions_client::model::RunnerScaleSet;
-use gha_actions_client::{ActionsClient, ClientOptions, Credentials};
 use gha_actions_fake::{FakeActions, FakeOptions};
 use gha_crds::EphemeralRunnerSet;
 use gha_mem_kube::{MemKube, MemKubeOptions};
@@ -42,12 +40,7 @@ async fn sigterm_deletes_the_session_and_exits_zero() {
     let fake = FakeActions::start(FakeOptions { long_poll_hold: Duration::from_secs(30), ..Default::default() })
         .await
         .unwrap();
-    let actions =
-        ActionsClient::new(ClientOptions::new(fake.config_url("acme"), Credentials::Token("ghp_fake".into()))).unwrap();
-    let set = actions
-        .create_scale_set(&RunnerScaleSet { name: "s".into(), runner_group_id: 1, ..Default::default() })
-        .await
-        .unwrap();
+    let (_, set) = fake.client_with_scale_set("acme", "s").await.unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.json");

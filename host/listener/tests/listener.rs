@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use gha_actions_client::model::RunnerScaleSet;
-use gha_actions_client::{ActionsClient, ClientOptions, Credentials};
 use gha_actions_fake::{FakeActions, FakeOptions, JobSpec};
 use gha_crds::EphemeralRunnerSet;
 use gha_listener::{ListenerConfig, ListenerError};
@@ -40,12 +38,7 @@ async fn world() -> World {
     let fake = FakeActions::start(FakeOptions { long_poll_hold: Duration::from_millis(100), ..Default::default() })
         .await
         .unwrap();
-    let actions =
-        ActionsClient::new(ClientOptions::new(fake.config_url("acme"), Credentials::Token("ghp_fake".into()))).unwrap();
-    let set = actions
-        .create_scale_set(&RunnerScaleSet { name: "linux".into(), runner_group_id: 1, ..Default::default() })
-        .await
-        .unwrap();
+    let (_, set) = fake.client_with_scale_set("acme", "linux").await.unwrap();
     World { _kube: kube, fake, client, runner_sets, scale_set: set.id }
 }
 

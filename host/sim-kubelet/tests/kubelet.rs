@@ -3,8 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use gha_actions_client::model::RunnerScaleSet;
-use gha_actions_client::{ActionsClient, ClientOptions, Credentials};
+use gha_actions_client::ActionsClient;
 use gha_actions_fake::{FakeActions, FakeOptions, JobSpec, JobState};
 use gha_mem_kube::{MemKube, MemKubeOptions};
 use gha_sim_kubelet::{KubeletOptions, PodFault, SimulatedKubelet};
@@ -33,13 +32,7 @@ async fn world_with(binaries: std::collections::HashMap<String, std::path::PathB
     let fake = FakeActions::start(FakeOptions { long_poll_hold: Duration::from_millis(100), ..Default::default() })
         .await
         .unwrap();
-    let actions = Arc::new(
-        ActionsClient::new(ClientOptions::new(fake.config_url("acme"), Credentials::Token("ghp_fake".into()))).unwrap(),
-    );
-    let set = actions
-        .create_scale_set(&RunnerScaleSet { name: "linux".into(), runner_group_id: 1, ..Default::default() })
-        .await
-        .unwrap();
+    let (actions, set) = fake.client_with_scale_set("acme", "linux").await.unwrap();
     let options = KubeletOptions {
         actions_url: Some(fake.base_url()),
         start_delay: Duration::from_millis(20),
