@@ -282,6 +282,13 @@ async fn conflicts_and_a_controller_restart_mid_scale_converge() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quota_and_invalid_pods_are_reported_not_retried_blindly() {
     let w = world(false).await;
+    // The injected faults hit every pod write: let the listener pod be created first.
+    let listener_pods: Api<Pod> = Api::namespaced(w.sandbox.client.clone(), gha_sandbox::CONTROLLER_NAMESPACE);
+    eventually("the listener pod", TIMEOUT, || async {
+        let n = listener_pods.list(&ListParams::default()).await.map_err(|e| e.to_string())?.items.len();
+        ensure(n == 1, || format!("{n} listener pods"))
+    })
+    .await;
     // A namespace quota refuses the pod: the runner waits (reason QuotaExceeded), it does not fail, and gets its
     // pod once the quota allows.
     w.sandbox.kube.fail_writes("pods", 2, 403);
