@@ -67,7 +67,8 @@ pub fn scale_set_name(ars: &AutoscalingRunnerSet) -> String {
     ars.spec.runner_scale_set_name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| ars.name_any())
 }
 
-fn scale_set_id(ars: &AutoscalingRunnerSet) -> Option<i64> {
+/// The registered scale set id (the `runner-scale-set-id` annotation), if valid.
+pub fn scale_set_id(ars: &AutoscalingRunnerSet) -> Option<i64> {
     ars.annotations().get(annotation::SCALE_SET_ID).and_then(|v| v.parse().ok()).filter(|id| *id > 0)
 }
 

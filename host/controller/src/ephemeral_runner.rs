@@ -181,14 +181,8 @@ impl Runner<'_> {
 
     async fn github(&self) -> Result<Arc<ActionsClient>> {
         let spec = &self.er.spec;
-        let settings = GitHubSettings {
-            namespace: &self.er.namespace().unwrap_or_default(),
-            config_url: &spec.github_config_url,
-            secret: &spec.github_config_secret,
-            proxy: spec.proxy.as_ref(),
-            tls: spec.github_server_tls.as_ref(),
-        };
-        self.ctx.github.client(&self.ctx.kube, settings).await
+        let namespace = self.er.namespace().unwrap_or_default();
+        self.ctx.github.client(&self.ctx.kube, GitHubSettings::of_runner(&namespace, spec)).await
     }
 
     /// Deletion: remove the runner from GitHub (a busy one is waited for), then the pod, the secret, the

@@ -189,14 +189,7 @@ impl RunnerSet<'_> {
         };
         let spec = &self.ers.spec.ephemeral_runner_spec;
         let namespace = self.ers.namespace().unwrap_or_default();
-        let settings = GitHubSettings {
-            namespace: &namespace,
-            config_url: &spec.github_config_url,
-            secret: &spec.github_config_secret,
-            proxy: spec.proxy.as_ref(),
-            tls: spec.github_server_tls.as_ref(),
-        };
-        let client = self.ctx.github.client(&self.ctx.kube, settings).await?;
+        let client = self.ctx.github.client(&self.ctx.kube, GitHubSettings::of_runner(&namespace, spec)).await?;
         match client.remove_runner(id).await {
             Ok(()) => Ok(true),
             Err(ActionsError::JobStillRunning(_)) => {

@@ -28,6 +28,19 @@ pub struct GitHubSettings<'a> {
     pub tls: Option<&'a TlsConfig>,
 }
 
+impl<'a> GitHubSettings<'a> {
+    /// The settings a runner template carries (EphemeralRunnerSet and EphemeralRunner specs), in `namespace`.
+    pub fn of_runner(namespace: &'a str, spec: &'a gha_crds::EphemeralRunnerSpec) -> Self {
+        GitHubSettings {
+            namespace,
+            config_url: &spec.github_config_url,
+            secret: &spec.github_config_secret,
+            proxy: spec.proxy.as_ref(),
+            tls: spec.github_server_tls.as_ref(),
+        }
+    }
+}
+
 /// Clients by (namespace, config URL, secret), with the fingerprint of what they were built from and when the
 /// secret was last read.
 type ClientMap = HashMap<(String, String, String), (String, Instant, Arc<ActionsClient>)>;

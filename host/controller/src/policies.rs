@@ -10,7 +10,7 @@ use gha_policy_engine::{FailurePolicy, PolicyEngine, PolicyLimits, PolicySource,
 use kube::{Client, ResourceExt};
 
 use crate::error::{Error, Result};
-use crate::labels::{annotation, hash_of};
+use crate::labels::hash_of;
 use crate::secrets;
 
 /// The key of a ConfigMap-sourced component in the listener's config secret; the listener's config names it
@@ -100,7 +100,7 @@ pub async fn resolve(
 
 /// What policies see of a scale set: its name, id, group, and attributes `label:<scale-set label>` = `true`.
 pub fn scale_set_ref(ars: &AutoscalingRunnerSet) -> ScaleSetRef {
-    let id = ars.annotations().get(annotation::SCALE_SET_ID).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let id = crate::autoscaling_runner_set::scale_set_id(ars).map_or(0, |id| id as u64);
     let attributes = scale_set_attributes(ars);
     ScaleSetRef {
         namespace: ars.namespace().unwrap_or_default(),
