@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use gha_crds::{AutoscalingListener, AutoscalingRunnerSet};
 use gha_listener::{EXIT_SCALE_SET_GONE, ListenerConfig};
+use gha_policy_engine::PolicyEngine;
 use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
@@ -17,7 +18,6 @@ use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use crate::apply::apply;
 use crate::context::Context;
 use crate::error::{Error, Result, ignore_not_found, is_status, optional};
 use crate::finalizers;
@@ -40,6 +40,10 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         .for_each(|_| async {})
         .await;
 }
+
+/// How long a listener that reported "scale set gone" stays stopped before it is restarted anyway (when the
+/// re-registration did not change its config, e.g. the 404 was transient).
+const SCALE_SET_GONE_HOLD: Duration = Duration::from_secs(10);
 
 /// With `"true"` on an AutoscalingRunnerSet, its listener writes every decision as a JSON line to stdout
 /// (`kubectl logs` of the listener pod is then a decision log for `policy run --input`).
@@ -83,23 +87,25 @@ impl ListenerReconciler<'_> {
             ignore_not_found(self.api.delete(&name, &DeleteParams::default()).await)?;
             return Ok(Action::await_change());
         };
-        let label_pods = match self.ctx.policies.for_runner_set(&self.ctx.kube, &ars).await {
-            Ok(policy) => policy.manifest().pod_mutator,
-            Err(_) => false,
-        };
-        apply(&self.api::<ServiceAccount>(&self.namespace), &listener_pod::service_account(self.al)).await?;
-        apply(&self.api::<Role>(&runner_namespace), &listener_pod::role(self.al, label_pods)).await?;
-        apply(&self.api::<RoleBinding>(&runner_namespace), &listener_pod::role_binding(self.al)).await?;
+        let policy = self.ctx.policies.for_runner_set(&self.ctx.kube, &ars).await.ok();
+        let label_pods = policy.as_ref().is_some_and(|p| p.manifest().pod_mutator);
+        let applied = &self.ctx.applied;
+        applied.apply(&self.api::<ServiceAccount>(&self.namespace), &listener_pod::service_account(self.al)).await?;
+        applied.apply(&self.api::<Role>(&runner_namespace), &listener_pod::role(self.al, label_pods)).await?;
+        applied.apply(&self.api::<RoleBinding>(&runner_namespace), &listener_pod::role_binding(self.al)).await?;
         if let Some(proxy) = &self.al.spec.proxy {
             let env = secrets::proxy_env(&self.ctx.kube, &runner_namespace, proxy).await?;
             let data = env.into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
             let secret = listener_pod::secret(self.al, listener_pod::proxy_secret_name(self.al), data);
-            apply(&self.api::<Secret>(&self.namespace), &secret).await?;
+            applied.apply(&self.api::<Secret>(&self.namespace), &secret).await?;
         }
-        let config = self.config_data(&ars).await?;
+        let mut config = self.config_data(&ars).await?;
         let config_hash = hash_of(&config);
+        if let Some(policy) = &policy {
+            add_precompiled(&mut config, self.ctx.policies.engine(), &policy.manifest().sha256);
+        }
         let secret = listener_pod::secret(self.al, listener_pod::config_secret_name(self.al), config);
-        apply(&self.api::<Secret>(&self.namespace), &secret).await?;
+        applied.apply(&self.api::<Secret>(&self.namespace), &secret).await?;
         self.ensure_pod(&listener_pod::pod(self.al, &self.ctx.options, &config_hash), &ars).await
     }
 
@@ -126,6 +132,7 @@ impl ListenerReconciler<'_> {
             policy: Some(policies::resolve(&self.ctx.kube, runner_namespace, spec.policy.as_ref(), true).await?),
             kubernetes_api_url: self.ctx.options.listener_kubernetes_api_url.clone(),
             policy_attributes: policies::scale_set_attributes(ars),
+            precompiled_policies: Some(".".into()),
             decision_log: (ars.annotations().get(DECISION_LOG_ANNOTATION).map(String::as_str) == Some("true"))
                 .then(|| "-".to_string()),
             ..ListenerConfig::default()
@@ -188,20 +195,20 @@ impl ListenerReconciler<'_> {
         let stopped = terminated.is_some() || matches!(status.phase.as_deref(), Some("Failed" | "Succeeded"));
         if let Some(terminated) = &terminated
             && terminated.exit_code == i32::from(EXIT_SCALE_SET_GONE)
+            && !stale
         {
-            self.ctx
-                .event(
-                    self.al,
-                    true,
-                    "ScaleSetGone",
-                    "the listener reports the scale set is gone on GitHub; re-registering".into(),
-                )
-                .await;
-            let sets: Api<AutoscalingRunnerSet> = self.api(&self.al.spec.autoscaling_runner_set_namespace);
-            let patch = json!({"metadata": {"annotations": {
-                annotation::SCALE_SET_CHECK: chrono::Utc::now().to_rfc3339(),
-            }}});
-            sets.patch(&ars.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+            // A new listener would fail the same way until the scale set is registered again (which changes
+            // this listener's config, making the pod stale): hold the stopped pod for a while instead of
+            // restarting it in a tight loop, and ask the AutoscalingRunnerSet to check its scale set once.
+            let stopped_for = terminated.finished_at.as_ref().map_or(Duration::MAX, |t| {
+                Duration::try_from(k8s_openapi::jiff::Timestamp::now().duration_since(t.0)).unwrap_or_default()
+            });
+            if stopped_for < SCALE_SET_GONE_HOLD {
+                if pod.annotations().get(annotation::SCALE_SET_CHECK).is_none() {
+                    self.request_scale_set_check(&pods, &pod, ars).await?;
+                }
+                return Ok(Action::requeue(SCALE_SET_GONE_HOLD - stopped_for));
+            }
         }
         if stale || evicted || stopped {
             let why = if stale {
@@ -219,6 +226,19 @@ impl ListenerReconciler<'_> {
         let running = status.phase.as_deref() == Some("Running");
         self.ctx.metrics.listener(&labels, running);
         Ok(Action::requeue(self.ctx.options.sync_period))
+    }
+
+    /// Records the listener's "scale set gone" as an event and an annotation on the AutoscalingRunnerSet (which
+    /// re-validates and re-registers), and marks the pod so that is done once per stopped listener.
+    async fn request_scale_set_check(&self, pods: &Api<Pod>, pod: &Pod, ars: &AutoscalingRunnerSet) -> Result<()> {
+        let note = "the listener reports the scale set is gone on GitHub; re-registering".to_string();
+        self.ctx.event(self.al, true, "ScaleSetGone", note).await;
+        let now = chrono::Utc::now().to_rfc3339();
+        let patch = json!({"metadata": {"annotations": {annotation::SCALE_SET_CHECK: now}}});
+        let sets: Api<AutoscalingRunnerSet> = self.api(&self.al.spec.autoscaling_runner_set_namespace);
+        sets.patch(&ars.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        ignore_not_found(pods.patch(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await)?;
+        Ok(())
     }
 
     /// Deletion: the pod, secrets, RoleBinding, Role and ServiceAccount, then the finalizer.
@@ -239,8 +259,29 @@ impl ListenerReconciler<'_> {
         ignore_not_found(self.api::<RoleBinding>(&runner_namespace).delete(&name, &params).await)?;
         ignore_not_found(self.api::<Role>(&runner_namespace).delete(&name, &params).await)?;
         ignore_not_found(self.api::<ServiceAccount>(&self.namespace).delete(&name, &params).await)?;
+        self.ctx.applied.forget(&[
+            name.clone(),
+            listener_pod::config_secret_name(self.al),
+            listener_pod::proxy_secret_name(self.al),
+        ]);
         self.ctx.metrics.listener(&ScaleSetLabels::from_labels(self.al.labels()), false);
         finalizers::remove(&self.api, self.al, finalizer::LISTENER).await?;
         Ok(Action::await_change())
+    }
+}
+
+/// The most a listener's config secret may hold with a precompiled policy added (Secrets are capped at 1 MiB).
+const MAX_CONFIG_SECRET_BYTES: usize = 960 * 1024;
+
+/// Adds the controller's compiled policy to the listener's config data, when it fits, so the listener loads it
+/// instead of compiling (which keeps the compiler out of the listener's memory). It is left out of the config
+/// hash: a new artifact alone (another controller build) must not restart listeners.
+fn add_precompiled(config: &mut BTreeMap<String, Vec<u8>>, engine: &PolicyEngine, sha256: &str) {
+    let Some((file, artifact)) = engine.precompiled(sha256) else { return };
+    let size: usize = config.values().map(Vec::len).sum::<usize>() + artifact.len();
+    if size <= MAX_CONFIG_SECRET_BYTES {
+        config.insert(file, artifact);
+    } else {
+        tracing::debug!(sha256, size, "precompiled policy too large for the config secret; the listener compiles it");
     }
 }

@@ -6,6 +6,7 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource};
 
+use crate::apply::Applied;
 use crate::github::GitHubClients;
 use crate::metrics::ControllerMetrics;
 use crate::options::ControllerOptions;
@@ -23,6 +24,8 @@ pub struct Context {
     pub policies: Policies,
     /// Gauges.
     pub metrics: ControllerMetrics,
+    /// What was last applied to owned objects (skips no-op writes).
+    pub applied: Applied,
     recorder: Recorder,
 }
 
@@ -36,6 +39,7 @@ impl Context {
             options,
             policies,
             metrics: ControllerMetrics::default(),
+            applied: Applied::default(),
             recorder,
         })
     }

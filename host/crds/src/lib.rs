@@ -24,7 +24,19 @@ pub fn all() -> Vec<CustomResourceDefinition> {
     vec![AutoscalingRunnerSet::crd(), EphemeralRunnerSet::crd(), EphemeralRunner::crd(), AutoscalingListener::crd()]
 }
 
-/// The CRDs as one multi-document YAML stream (what `gha-autoscaler crds` prints and the chart ships).
+/// The CRDs as one multi-document YAML stream (what `gha-autoscaler crds` prints).
 pub fn yaml() -> String {
-    all().iter().map(|crd| serde_yaml::to_string(crd).unwrap_or_default()).collect::<Vec<_>>().join("---\n")
+    files().into_iter().map(|(_, text)| text).collect::<Vec<_>>().join("---\n")
+}
+
+/// Each CRD as a file name (`<group>_<plural>.yaml`, as controller-gen names them) and its YAML: the files of
+/// the controller chart's `crds/` directory.
+pub fn files() -> Vec<(String, String)> {
+    all()
+        .iter()
+        .map(|crd| {
+            let name = format!("{}_{}.yaml", crd.spec.group, crd.spec.names.plural);
+            (name, serde_yaml::to_string(crd).unwrap_or_default())
+        })
+        .collect()
 }

@@ -69,8 +69,9 @@ async fn latency(policy: &str, rounds: usize) -> (Duration, Duration) {
     (percentile(&mut samples, 0.5), percentile(&mut samples, 0.99))
 }
 
-/// RSS of the real `gha-autoscaler listener` process, idle and after a 1,000-job burst.
-async fn listener_rss() -> (Rss, Rss) {
+/// RSS of the real `gha-autoscaler listener` process, idle and after a 1,000-job burst; `precompiled`: with the
+/// policy compiled beforehand and handed over as the controller does (else the listener compiles it).
+async fn listener_rss(precompiled: bool) -> (Rss, Rss) {
     use gha_mem_kube::{MemKube, MemKubeOptions};
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     use kube::api::PostParams;
@@ -96,6 +97,16 @@ async fn listener_rss() -> (Rss, Rss) {
         "ephemeral_runner_set_namespace": "default", "ephemeral_runner_set_name": "ers",
         "runner_scale_set_id": set.id, "min_runners": 0, "max_runners": 2000, "kubernetes_api_url": kube.url(),
     });
+    let mut config = config;
+    if precompiled {
+        let engine = PolicyEngine::new(EngineOptions::default(), Arc::new(PolicyMetrics::default())).unwrap();
+        let policy =
+            gha_policy_engine::PolicyBytes::new("arc-default", gha_policy_engine::built_in("arc-default").unwrap());
+        engine.compile(&policy).unwrap();
+        let (file, artifact) = engine.precompiled(&policy.sha256).unwrap();
+        std::fs::write(dir.path().join(file), artifact).unwrap();
+        config["precompiled_policies"] = ".".into();
+    }
     std::fs::write(&path, config.to_string()).unwrap();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_gha-autoscaler"))
         .args(["listener", "--log-level", "warn", "--config"])
@@ -136,13 +147,22 @@ async fn main() {
     println!("{:<62} {:>8.3} ms", "job enqueued -> ERS patch p99, native formula", ms(native_p99));
     println!("{:<62} {:>8.3} ms", "job enqueued -> ERS patch p50, native formula", ms(native_p50));
     println!("{:<62} {:>8.2} x", "Wasm / native p99 ratio", wasm_p99.as_secs_f64() / native_p99.as_secs_f64());
-    let (idle, burst) = listener_rss().await;
-    println!(
-        "{:<62} {:>8.1} MiB target <= 24 MiB (anon {:.1}, file {:.1})",
-        "listener process RSS, idle", idle.total, idle.anon, idle.file
-    );
-    println!(
-        "{:<62} {:>8.1} MiB target <= 32 MiB (anon {:.1}, file {:.1})",
-        "listener process RSS after a 1,000-job burst", burst.total, burst.anon, burst.file
-    );
+    for (precompiled, how) in [(true, "policy precompiled by the controller"), (false, "listener compiles the policy")]
+    {
+        let (idle, burst) = listener_rss(precompiled).await;
+        println!(
+            "{:<76} {:>8.1} MiB target <= 24 MiB (anon {:.1}, file {:.1})",
+            format!("listener RSS idle, {how}"),
+            idle.total,
+            idle.anon,
+            idle.file
+        );
+        println!(
+            "{:<76} {:>8.1} MiB target <= 32 MiB (anon {:.1}, file {:.1})",
+            format!("listener RSS after a 1,000-job burst, {how}"),
+            burst.total,
+            burst.anon,
+            burst.file
+        );
+    }
 }

@@ -236,6 +236,19 @@ async fn the_listener_is_recreated_after_a_crash_and_a_config_change() {
     eventually("a running listener", Duration::from_secs(30), || async { running_listener().await.map(|_| ()) }).await;
     let first = running_listener().await.unwrap();
 
+    // The controller hands its compiled policy over with the config: the listener loads it instead of compiling.
+    let config_secret = secrets
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|s| s.data.as_ref().is_some_and(|d| d.contains_key("config.json")));
+    let data = config_secret.and_then(|s| s.data).expect("a listener config secret");
+    assert!(data.keys().any(|k| k.ends_with(".cwasm")), "no precompiled policy in {:?}", data.keys());
+    let config: serde_json::Value = serde_json::from_slice(&data["config.json"].0).unwrap();
+    assert_eq!(config["precompiled_policies"], ".");
+
     // The listener pod is deleted (a crash, an eviction, a drained node): a new one opens a new session.
     let name = pods.list(&ListParams::default()).await.unwrap().items[0].name_any();
     pods.delete(&name, &DeleteParams::default()).await.unwrap();

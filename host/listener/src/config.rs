@@ -43,6 +43,11 @@ pub struct ListenerConfig {
     /// gha-autoscaler: the scale set's attributes as policies see them (`label:<name>` = `true`, ...).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub policy_attributes: Vec<(String, String)>,
+    /// gha-autoscaler: a directory of policies the controller already compiled (relative to the config file; the
+    /// controller ships them in the config secret), so the listener never runs the compiler. Native code: only
+    /// from a producer as trusted as this binary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precompiled_policies: Option<std::path::PathBuf>,
 }
 
 /// A config error naming the field.
@@ -126,9 +131,12 @@ impl ListenerConfig {
         })
     }
 
-    /// Resolves a policy file named relative to the config file against `dir` (the controller ships a
-    /// ConfigMap-sourced component beside the config).
+    /// Resolves a policy file and the precompiled directory named relative to the config file against `dir` (the
+    /// controller ships a ConfigMap-sourced component and precompiled policies beside the config).
     pub fn resolve_paths(&mut self, dir: &std::path::Path) {
+        if let Some(path) = self.precompiled_policies.as_mut().filter(|p| p.is_relative()) {
+            *path = dir.join(&*path);
+        }
         let policies = self
             .policy
             .iter_mut()

@@ -153,8 +153,8 @@ pub async fn run(
     client.set_scale_set_id(config.runner_scale_set_id);
 
     let policy_metrics = Arc::new(PolicyMetrics::default());
-    let engine = PolicyEngine::new(EngineOptions::default(), policy_metrics.clone())
-        .map_err(|e| ListenerError::Fatal(e.to_string()))?;
+    let options = EngineOptions { precompiled_dir: config.precompiled_policies.clone(), ..EngineOptions::default() };
+    let engine = PolicyEngine::new(options, policy_metrics.clone()).map_err(|e| ListenerError::Fatal(e.to_string()))?;
     let spec = config.policy.clone().unwrap_or_else(|| PolicySpec::built_in("arc-default"));
     let scale_set = ScaleSetRef {
         namespace: config.ephemeral_runner_set_namespace.clone(),

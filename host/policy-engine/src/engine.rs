@@ -10,7 +10,7 @@ use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 use wasmtime::{Config, Engine};
 
 use crate::bindings::{FullPolicy, lifecycle, pod_mutator, scale_down, scaler};
-use crate::cache::PrecompileCache;
+use crate::cache::{self, PrecompileCache};
 use crate::error::{Error, Result};
 use crate::host_state::HostState;
 use crate::manifest::{PolicyManifest, inspect};
@@ -22,13 +22,17 @@ use crate::source::{PolicyBytes, PolicySource};
 pub struct EngineOptions {
     /// Where compiled policies are cached across restarts (an `emptyDir` in Kubernetes); None = memory only.
     pub cache_dir: Option<PathBuf>,
+    /// A read-only directory of precompiled policies from a producer trusted like this binary (the controller,
+    /// through a listener's config secret): used instead of compiling. Artifacts of another engine build are
+    /// ignored.
+    pub precompiled_dir: Option<PathBuf>,
     /// Epoch tick: the granularity of call deadlines.
     pub epoch_tick: Duration,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { cache_dir: None, epoch_tick: Duration::from_millis(10) }
+        EngineOptions { cache_dir: None, precompiled_dir: None, epoch_tick: Duration::from_millis(10) }
     }
 }
 
@@ -58,7 +62,9 @@ pub struct PolicyEngine {
     linker: Linker<HostState>,
     /// Our imports plus deny-all WASI, for policies that opt in (JS and Python toolchains import WASI).
     wasi_linker: Linker<HostState>,
-    cache: Option<PrecompileCache>,
+    /// The process's own cache, then the read-only precompiled directory.
+    caches: Vec<PrecompileCache>,
+    engine_hash: String,
     compiled: Mutex<HashMap<String, Component>>,
     compiling: Mutex<()>,
     prepared: Mutex<HashMap<(String, bool), Arc<PolicyPre>>>,
@@ -106,20 +112,26 @@ impl PolicyEngine {
         FullPolicy::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state).map_err(link_error)?;
         let mut wasi_linker = linker.clone();
         wasmtime_wasi::p2::add_to_linker_sync(&mut wasi_linker).map_err(link_error)?;
-        let cache =
-            match &options.cache_dir {
-                Some(dir) => Some(PrecompileCache::open(dir, &engine).map_err(|e| Error::Source {
+        let mut caches = Vec::new();
+        if let Some(dir) = &options.cache_dir {
+            caches.push(
+                PrecompileCache::open(dir, &engine).map_err(|e| Error::Source {
                     origin: format!("cache {}", dir.display()),
                     message: e.to_string(),
-                })?),
-                None => None,
-            };
+                })?,
+            );
+        }
+        if let Some(dir) = &options.precompiled_dir {
+            caches.push(PrecompileCache::read_only(dir, &engine));
+        }
         spawn_epoch_ticker(&engine, options.epoch_tick);
+        let engine_hash = cache::engine_hash(&engine);
         Ok(Arc::new(PolicyEngine {
             engine,
             linker,
             wasi_linker,
-            cache,
+            caches,
+            engine_hash,
             compiled: Mutex::new(HashMap::new()),
             compiling: Mutex::new(()),
             prepared: Mutex::new(HashMap::new()),
@@ -157,13 +169,16 @@ impl PolicyEngine {
         if let Some(component) = self.compiled.lock().unwrap_or_else(|e| e.into_inner()).get(&policy.sha256) {
             return Ok((component.clone(), CompiledFrom::Memory));
         }
-        let (component, from) = match self.cache.as_ref().and_then(|c| c.load(&self.engine, &policy.sha256)) {
-            Some(component) => (component, CompiledFrom::Disk),
+        let (component, from) = match self.caches.iter().find_map(|c| c.load(&self.engine, &policy.sha256)) {
+            Some(component) => {
+                tracing::debug!(sha256 = %policy.sha256, origin = %policy.origin, "policy loaded precompiled");
+                (component, CompiledFrom::Disk)
+            }
             None => {
                 check_component_header(&policy.bytes)?;
                 let component =
                     Component::new(&self.engine, &policy.bytes).map_err(|e| Error::Compile(format!("{e:#}")))?;
-                if let Some(cache) = &self.cache {
+                for cache in &self.caches {
                     cache.store(&policy.sha256, &component);
                 }
                 (component, CompiledFrom::Compiled)
@@ -171,6 +186,13 @@ impl PolicyEngine {
         };
         self.compiled.lock().unwrap_or_else(|e| e.into_inner()).insert(policy.sha256.clone(), component.clone());
         Ok((component, from))
+    }
+
+    /// The file name and bytes of a policy this engine has compiled, in the format of
+    /// [`EngineOptions::precompiled_dir`]: what the controller hands to listeners so they need not compile.
+    pub fn precompiled(&self, sha256: &str) -> Option<(String, Vec<u8>)> {
+        let component = self.compiled.lock().unwrap_or_else(|e| e.into_inner()).get(sha256).cloned()?;
+        Some((cache::artifact_name(sha256, &self.engine_hash), cache::artifact(&component)?))
     }
 
     /// Compiles, checks imports and exports, pre-links, and reads the policy's `info`. `allow_wasi` links a

@@ -364,6 +364,33 @@ async fn the_precompile_cache_survives_restarts_and_ignores_corruption() {
     assert_eq!(again.compile(&policy).unwrap().1, gha_policy_engine::CompiledFrom::Compiled);
 }
 
+#[tokio::test]
+async fn a_precompiled_policy_from_another_engine_loads_without_compiling() {
+    let policy = PolicyBytes::new("fixture", MISBEHAVING);
+    let metrics = Arc::new(PolicyMetrics::default());
+    let producer = PolicyEngine::new(EngineOptions::default(), metrics.clone()).unwrap();
+    assert!(producer.precompiled(&policy.sha256).is_none(), "nothing compiled yet");
+    producer.compile(&policy).unwrap();
+    let (file, artifact) = producer.precompiled(&policy.sha256).unwrap();
+    assert!(file.starts_with(&policy.sha256) && file.ends_with(".cwasm"), "{file}");
+
+    // A read-only directory, as a mounted Secret is: nothing is written into it.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(&file), &artifact).unwrap();
+    let options = EngineOptions { precompiled_dir: Some(dir.path().into()), ..EngineOptions::default() };
+    let consumer = PolicyEngine::new(options.clone(), metrics.clone()).unwrap();
+    assert_eq!(consumer.compile(&policy).unwrap().1, gha_policy_engine::CompiledFrom::Disk);
+    let other = PolicyBytes::new("other", gha_policy_engine::built_in("arc-default").unwrap());
+    assert_eq!(consumer.compile(&other).unwrap().1, gha_policy_engine::CompiledFrom::Compiled);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "a read-only directory is never written");
+
+    let mut altered = artifact;
+    altered[100] ^= 1;
+    std::fs::write(dir.path().join(&file), &altered).unwrap();
+    let consumer = PolicyEngine::new(options, metrics).unwrap();
+    assert_eq!(consumer.compile(&policy).unwrap().1, gha_policy_engine::CompiledFrom::Compiled);
+}
+
 /// Serves `body` once per connection over plain HTTP on loopback.
 async fn serve(body: &'static [u8]) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

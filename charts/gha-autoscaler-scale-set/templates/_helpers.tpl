@@ -1,0 +1,253 @@
+{{/* The scale set's name (release name unless runnerScaleSetName), at most 45 characters. */}}
+{{- define "gha-autoscaler-scale-set.scale-set-name" -}}
+{{- $name := default .Release.Name .Values.runnerScaleSetName }}
+{{- if gt (len $name) 45 }}
+{{- fail (printf "the scale set name %q is longer than 45 characters" $name) }}
+{{- end }}
+{{- $name }}
+{{- end }}
+
+{{- define "gha-autoscaler-scale-set.namespace" -}}
+{{- $namespace := default .Release.Namespace .Values.namespaceOverride }}
+{{- if gt (len $namespace) 63 }}
+{{- fail (printf "the namespace %q is longer than 63 characters" $namespace) }}
+{{- end }}
+{{- $namespace }}
+{{- end }}
+
+{{/* Labels of every object: the chart's, then the user's (minus reserved ones). */}}
+{{- define "gha-autoscaler-scale-set.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ include "gha-autoscaler-scale-set.scale-set-name" . }}
+app.kubernetes.io/instance: {{ include "gha-autoscaler-scale-set.scale-set-name" . }}
+app.kubernetes.io/version: {{ .Chart.Version | quote }}
+app.kubernetes.io/part-of: gha-rs
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+actions.github.com/scale-set-name: {{ include "gha-autoscaler-scale-set.scale-set-name" . }}
+actions.github.com/scale-set-namespace: {{ include "gha-autoscaler-scale-set.namespace" . }}
+{{- range $key, $value := .Values.labels }}
+{{- if not (or (hasPrefix "actions.github.com/" $key) (hasPrefix "app.kubernetes.io/" $key) (eq $key "helm.sh/chart")) }}
+{{ $key }}: {{ $value | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Metadata of one chart object: name, namespace, labels and annotations (global + resourceMeta.<kind>). */}}
+{{- define "gha-autoscaler-scale-set.metadata" -}}
+{{- $root := .root }}
+{{- $meta := index ($root.Values.resourceMeta | default (dict)) .kind | default (dict) }}
+name: {{ .name }}
+namespace: {{ include "gha-autoscaler-scale-set.namespace" $root }}
+labels:
+  {{- include "gha-autoscaler-scale-set.labels" $root | nindent 2 }}
+  {{- range $key, $value := $meta.labels }}
+  {{ $key }}: {{ $value | quote }}
+  {{- end }}
+{{- $annotations := merge (dict) ($meta.annotations | default (dict)) ($root.Values.annotations | default (dict)) }}
+{{- with $annotations }}
+annotations:
+  {{- range $key, $value := . }}
+  {{- if not (hasPrefix "actions.github.com/" $key) }}
+  {{ $key }}: {{ $value | quote }}
+  {{- end }}
+  {{- end }}
+{{- end }}
+{{- if .finalizer }}
+finalizers:
+  - actions.github.com/cleanup-protection
+{{- end }}
+{{- end }}
+
+{{- define "gha-autoscaler-scale-set.githubsecret" -}}
+{{- if kindIs "string" .Values.githubConfigSecret }}
+{{- required "githubConfigSecret must name a Secret or give its keys" .Values.githubConfigSecret }}
+{{- else }}
+{{- include "gha-autoscaler-scale-set.scale-set-name" . }}-gha-rs-github-secret
+{{- end }}
+{{- end }}
+
+{{- define "gha-autoscaler-scale-set.noPermissionServiceAccountName" -}}
+{{- include "gha-autoscaler-scale-set.scale-set-name" . }}-gha-rs-no-permission
+{{- end }}
+
+{{- define "gha-autoscaler-scale-set.kubeModeName" -}}
+{{- include "gha-autoscaler-scale-set.scale-set-name" . }}-gha-rs-kube-mode
+{{- end }}
+
+{{- define "gha-autoscaler-scale-set.managerRoleName" -}}
+{{- include "gha-autoscaler-scale-set.scale-set-name" . }}-gha-rs-manager
+{{- end }}
+
+{{- define "gha-autoscaler-scale-set.policyConfigMapName" -}}
+{{- include "gha-autoscaler-scale-set.scale-set-name" . }}-gha-rs-policy
+{{- end }}
+
+{{/* The container mode: "", dind, kubernetes or kubernetes-novolume. */}}
+{{- define "gha-autoscaler-scale-set.mode" -}}
+{{- dig "type" "" (.Values.containerMode | default (dict)) }}
+{{- end }}
+
+{{/* Whether a chart-made Secret holds the credentials. */}}
+{{- define "gha-autoscaler-scale-set.ownsSecret" -}}
+{{- if not (kindIs "string" .Values.githubConfigSecret) }}true{{ end }}
+{{- end }}
+
+{{/* ",a,b," from a list of objects with `name` (for "does the user already set X"). */}}
+{{- define "gha-autoscaler-scale-set.names" -}}
+,{{- range . }}{{ .name }},{{- end }}
+{{- end }}
+
+{{/* The ServiceAccount of runner pods: the user's, the kube-mode one, or one without permissions. */}}
+{{- define "gha-autoscaler-scale-set.runnerServiceAccountName" -}}
+{{- $spec := .Values.template.spec | default (dict) }}
+{{- if $spec.serviceAccountName }}
+{{- $spec.serviceAccountName }}
+{{- else if hasPrefix "kubernetes" (include "gha-autoscaler-scale-set.mode" .) }}
+{{- include "gha-autoscaler-scale-set.kubeModeName" . }}
+{{- else }}
+{{- include "gha-autoscaler-scale-set.noPermissionServiceAccountName" . }}
+{{- end }}
+{{- end }}
+
+{{/* The runner image (for dind's externals copy and kubernetes-novolume's ACTIONS_RUNNER_IMAGE). */}}
+{{- define "gha-autoscaler-scale-set.runnerImage" -}}
+{{- default "ghcr.io/actions/actions-runner:latest" (include "gha-autoscaler-scale-set.runnerImages" .) }}
+{{- end }}
+
+{{- define "gha-autoscaler-scale-set.runnerImages" -}}
+{{- range (.Values.template.spec | default (dict)).containers }}{{ if eq .name "runner" }}{{ .image }}{{ end }}{{ end }}
+{{- end }}
+
+{{/* The dind daemon container (a native sidecar on Kubernetes >= 1.29). */}}
+{{- define "gha-autoscaler-scale-set.dindContainer" -}}
+name: dind
+image: docker:dind
+args:
+  - dockerd
+  - --host=unix:///var/run/docker.sock
+  - --group=$(DOCKER_GROUP_GID)
+env:
+  - name: DOCKER_GROUP_GID
+    value: "123"
+securityContext:
+  privileged: true
+volumeMounts:
+  - name: work
+    mountPath: /home/runner/_work
+  - name: dind-sock
+    mountPath: /var/run
+  - name: dind-externals
+    mountPath: /home/runner/externals
+{{- if .sidecar }}
+restartPolicy: Always
+startupProbe:
+  exec:
+    command: [docker, info]
+  initialDelaySeconds: 0
+  failureThreshold: 24
+  periodSeconds: 5
+{{- end }}
+{{- end }}
+
+{{/* The runner container: the user's, with what the container mode and TLS need added unless the user already
+set the same env var or volume mount. Called with (dict "container" C "root" $). */}}
+{{- define "gha-autoscaler-scale-set.runnerContainer" -}}
+{{- $c := .container }}
+{{- $root := .root }}
+{{- $mode := include "gha-autoscaler-scale-set.mode" $root }}
+{{- $env := include "gha-autoscaler-scale-set.names" ($c.env | default (list)) }}
+{{- $mounts := include "gha-autoscaler-scale-set.names" ($c.volumeMounts | default (list)) }}
+{{- $tls := $root.Values.githubServerTLS | default (dict) }}
+{{- $tlsKey := dig "certificateFrom" "configMapKeyRef" "key" "" $tls }}
+{{ toYaml (omit $c "env" "volumeMounts") }}
+env:
+  {{- with $c.env }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+  {{- if eq $mode "dind" }}
+  {{- if not (contains ",DOCKER_HOST," $env) }}
+  - name: DOCKER_HOST
+    value: unix:///var/run/docker.sock
+  {{- end }}
+  {{- if not (contains ",RUNNER_WAIT_FOR_DOCKER_IN_SECONDS," $env) }}
+  - name: RUNNER_WAIT_FOR_DOCKER_IN_SECONDS
+    value: "120"
+  {{- end }}
+  {{- end }}
+  {{- if hasPrefix "kubernetes" $mode }}
+  {{- if not (contains ",ACTIONS_RUNNER_CONTAINER_HOOKS," $env) }}
+  - name: ACTIONS_RUNNER_CONTAINER_HOOKS
+    value: {{ ternary "/home/runner/k8s-novolume/index.js" "/home/runner/k8s/index.js" (eq $mode "kubernetes-novolume") }}
+  {{- end }}
+  {{- if not (contains ",ACTIONS_RUNNER_POD_NAME," $env) }}
+  - name: ACTIONS_RUNNER_POD_NAME
+    valueFrom:
+      fieldRef:
+        fieldPath: metadata.name
+  {{- end }}
+  {{- if not (contains ",ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER," $env) }}
+  - name: ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER
+    value: "true"
+  {{- end }}
+  {{- if and (eq $mode "kubernetes-novolume") (not (contains ",ACTIONS_RUNNER_IMAGE," $env)) }}
+  - name: ACTIONS_RUNNER_IMAGE
+    value: {{ $c.image | quote }}
+  {{- end }}
+  {{- end }}
+  {{- if $tls.runnerMountPath }}
+  {{- if not (contains ",NODE_EXTRA_CA_CERTS," $env) }}
+  - name: NODE_EXTRA_CA_CERTS
+    value: {{ printf "%s/%s" (trimSuffix "/" $tls.runnerMountPath) $tlsKey | quote }}
+  {{- end }}
+  {{- if not (contains ",RUNNER_UPDATE_CA_CERTS," $env) }}
+  - name: RUNNER_UPDATE_CA_CERTS
+    value: "1"
+  {{- end }}
+  {{- end }}
+volumeMounts:
+  {{- with $c.volumeMounts }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+  {{- if and (or (eq $mode "dind") (eq $mode "kubernetes")) (not (contains ",work," $mounts)) }}
+  - name: work
+    mountPath: /home/runner/_work
+  {{- end }}
+  {{- if and (eq $mode "dind") (not (contains ",dind-sock," $mounts)) }}
+  - name: dind-sock
+    mountPath: /var/run
+  {{- end }}
+  {{- if and $tls.runnerMountPath (not (contains ",github-server-tls-cert," $mounts)) }}
+  - name: github-server-tls-cert
+    mountPath: {{ printf "%s/%s" (trimSuffix "/" $tls.runnerMountPath) $tlsKey | quote }}
+    subPath: {{ $tlsKey }}
+  {{- end }}
+{{- end }}
+
+{{/* The policy as AutoscalingRunnerSet.spec.policy. */}}
+{{- define "gha-autoscaler-scale-set.policy" -}}
+{{- $policy := .Values.policy | default (dict) }}
+source:
+  {{- if or $policy.wasm $policy.wasmBase64 }}
+  configMap:
+    name: {{ include "gha-autoscaler-scale-set.policyConfigMapName" . }}
+    key: policy.wasm
+  {{- else }}
+  {{- toYaml ($policy.source | default (dict "builtIn" "arc-default")) | nindent 2 }}
+  {{- end }}
+{{- with $policy.config }}
+config:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+failurePolicy: {{ $policy.failurePolicy | default "Fallback" }}
+{{- with $policy.limits }}
+limits:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- if $policy.allowWasi }}
+allowWasi: true
+{{- end }}
+{{- with $policy.shadow }}
+shadow:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
