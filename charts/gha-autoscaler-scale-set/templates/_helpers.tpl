@@ -232,7 +232,7 @@ source:
     name: {{ include "gha-autoscaler-scale-set.policyConfigMapName" . }}
     key: policy.wasm
   {{- else }}
-  {{- toYaml ($policy.source | default (dict "builtIn" "arc-default")) | nindent 2 }}
+  {{- toYaml (default (dict "builtIn" "arc-default") $policy.source) | nindent 2 }}
   {{- end }}
 {{- with $policy.config }}
 config:
