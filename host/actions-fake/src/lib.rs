@@ -202,6 +202,11 @@ impl FakeActions {
         lock(&self.shared.faults).push(fault);
     }
 
+    /// Removes every fault rule (an outage ends).
+    pub fn clear_faults(&self) {
+        lock(&self.shared.faults).clear();
+    }
+
     /// Requests served per `METHOD /path` (ids replaced by `{id}`).
     pub fn request_counts(&self) -> BTreeMap<String, u64> {
         lock(&self.shared.requests).clone()

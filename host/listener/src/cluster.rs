@@ -8,7 +8,7 @@ use gha_crds::{EphemeralRunner, EphemeralRunnerSet};
 use gha_policy_engine::types::{PodMetadata, RunnerCounts};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Patch, PatchParams};
-use kube::{Api, Client};
+use kube::{Api, Client, ResourceExt};
 use serde_json::{Map, Value, json};
 
 /// What the listener does to the cluster.
@@ -45,6 +45,30 @@ impl KubeCluster {
             pods: Api::namespaced(client, namespace),
             runner_set: runner_set.into(),
         }
+    }
+}
+
+/// Annotation on the EphemeralRunnerSet naming the message session its listener last opened.
+pub const SESSION_ANNOTATION: &str = "gha-autoscaler.dev/listener-session";
+
+impl KubeCluster {
+    /// The session this scale set's listener last opened, if one was recorded.
+    ///
+    /// # Errors
+    /// The API's refusal.
+    pub async fn recorded_session(&self) -> kube::Result<Option<String>> {
+        let set = self.runner_sets.get(&self.runner_set).await?;
+        Ok(set.annotations().get(SESSION_ANNOTATION).cloned())
+    }
+
+    /// Records the session just opened, so a successor can take it over after an unclean exit (SIGKILL, node
+    /// loss) instead of waiting for the service to expire it.
+    ///
+    /// # Errors
+    /// The API's refusal.
+    pub async fn record_session(&self, id: &str) -> kube::Result<()> {
+        let patch = json!({"metadata": {"annotations": {SESSION_ANNOTATION: id}}});
+        self.runner_sets.patch(&self.runner_set, &PatchParams::default(), &Patch::Merge(&patch)).await.map(|_| ())
     }
 }
 

@@ -22,7 +22,7 @@ use gha_policy_engine::types::{Bounds, ScaleSetRef};
 use gha_policy_engine::{EngineOptions, PolicyEngine, PolicyMetrics, PolicySpec, ScaleSetPolicy};
 use tokio::time::Instant;
 
-pub use cluster::{Cluster, KubeCluster};
+pub use cluster::{Cluster, KubeCluster, SESSION_ANNOTATION};
 pub use config::{ConfigError, ListenerConfig};
 pub use listener::{Listener, LoopError};
 pub use metrics::{ListenerMetrics, MetricSettings, MetricsConfig, ScaleSetLabels};
@@ -62,18 +62,35 @@ impl ListenerError {
 /// `timeout`.
 async fn open_session(
     client: Arc<ActionsClient>,
+    cluster: &KubeCluster,
     scale_set_id: i64,
     owner: &str,
     timeout: Duration,
 ) -> Result<MessageSession, ListenerError> {
     let deadline = Instant::now() + timeout;
     let mut attempt = 0;
+    let mut took_over = false;
     loop {
         match MessageSession::open(client.clone(), scale_set_id, owner).await {
-            Ok(session) => return Ok(session),
+            Ok(session) => {
+                if let Err(e) = cluster.record_session(&session.id()).await {
+                    tracing::warn!(error = %e, "could not record the session for a successor");
+                }
+                return Ok(session);
+            }
             Err(ClientError::ScaleSetNotFound(why)) => return Err(ListenerError::ScaleSetGone(why)),
             Err(e @ (ClientError::InvalidConfigUrl(_) | ClientError::InvalidCredentials(_))) => {
                 return Err(ListenerError::Fatal(e.to_string()));
+            }
+            // The session our predecessor left behind (killed before it could delete it): take it over once.
+            Err(ClientError::SessionConflict(why)) if !took_over => {
+                took_over = true;
+                if let Ok(Some(stale)) = cluster.recorded_session().await {
+                    tracing::info!(session = %stale, %why, "taking over the session a previous listener left");
+                    if let Err(e) = client.delete_session(scale_set_id, &stale).await {
+                        tracing::debug!(error = %e, "the recorded session could not be deleted");
+                    }
+                }
             }
             Err(e) if Instant::now() < deadline => {
                 let wait = listener::backoff(attempt);
@@ -179,9 +196,9 @@ pub async fn run(
     }
     let owner = std::env::var("HOSTNAME").unwrap_or_else(|_| format!("listener-{}", config.runner_scale_set_id));
     let timeout = Duration::from_secs(config.session_conflict_timeout_seconds.unwrap_or(600));
-    let session = open_session(client, config.runner_scale_set_id, &owner, timeout).await?;
-    let (min, max) = config.bounds();
     let cluster = KubeCluster::new(kube, &config.ephemeral_runner_set_namespace, &config.ephemeral_runner_set_name);
+    let session = open_session(client, &cluster, config.runner_scale_set_id, &owner, timeout).await?;
+    let (min, max) = config.bounds();
     let mut listener = Listener::new(session, policy, cluster, metrics, Bounds { min_runners: min, max_runners: max });
     match config.decision_log.as_deref() {
         None | Some("") => {}
