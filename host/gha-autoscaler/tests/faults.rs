@@ -79,8 +79,21 @@ async fn settled(sandbox: &Sandbox, min: usize) {
                 && registered == min
                 && sessions == 1,
             || {
+                let states: Vec<String> = runners
+                    .iter()
+                    .map(|r| {
+                        let status = r.status.clone().unwrap_or_default();
+                        format!(
+                            "{} {:?} job {:?} deleting {}",
+                            r.name_any(),
+                            status.phase,
+                            status.job_id,
+                            r.metadata.deletion_timestamp.is_some()
+                        )
+                    })
+                    .collect();
                 format!(
-                    "{unfinished} unfinished jobs, not succeeded {failed:?}, {} runners ({idle} idle), \
+                    "{unfinished} unfinished jobs, not succeeded {failed:?}, {} runners ({idle} idle) {states:?}, \
                      {registered} registered on GitHub, {sessions} sessions",
                     runners.len()
                 )

@@ -95,6 +95,10 @@ enum Workload {
     Service,
 }
 
+/// Status writes: attempts and the pause between them.
+const STATUS_ATTEMPTS: u32 = 300;
+const STATUS_RETRY: Duration = Duration::from_millis(200);
+
 impl SimulatedKubelet {
     /// A kubelet for `client`'s cluster.
     pub fn new(client: Client, options: KubeletOptions) -> Arc<Self> {
@@ -150,10 +154,19 @@ impl SimulatedKubelet {
         }
     }
 
+    /// Writes the pod's status, retrying failed writes as a kubelet's status manager does (until the pod is
+    /// gone, for up to a minute).
     async fn set_status(&self, api: &Api<Pod>, name: &str, status: Value) {
         let patch = json!({"status": status});
-        if let Err(e) = api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
-            tracing::debug!(pod = name, error = %e, "status update failed");
+        for _ in 0..STATUS_ATTEMPTS {
+            match api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                Ok(_) => return,
+                Err(kube::Error::Api(e)) if e.code == 404 => return,
+                Err(e) => {
+                    tracing::debug!(pod = name, error = %e, "status update failed; retrying");
+                    tokio::time::sleep(STATUS_RETRY).await;
+                }
+            }
         }
     }
 
