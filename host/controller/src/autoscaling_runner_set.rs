@@ -188,22 +188,7 @@ impl RunnerSetReconciler<'_> {
 
     /// Checks the spec and returns the GitHub client, or [`Error::Invalid`] with the reason.
     async fn validate(&self) -> Result<Arc<ActionsClient>> {
-        let spec = &self.ars.spec;
-        let (min, max) = (spec.min_runners.unwrap_or(0), spec.max_runners.unwrap_or(i32::MAX));
-        if min < 0 || max < 0 {
-            return Err(Error::Invalid("minRunners and maxRunners must be >= 0".into()));
-        }
-        if min > max {
-            return Err(Error::Invalid(format!("minRunners {min} is greater than maxRunners {max}")));
-        }
-        GitHubConfig::parse(&spec.github_config_url, self.ctx.options.force_ghes)
-            .map_err(|e| Error::Invalid(format!("githubConfigUrl: {e}")))?;
-        if spec.github_config_secret.is_empty() {
-            return Err(Error::Invalid("githubConfigSecret is required".into()));
-        }
-        if spec.vault_config.as_ref().and_then(|v| v.kind.as_deref()).is_some_and(|k| !k.is_empty()) {
-            return Err(Error::Invalid("vaultConfig is not supported yet; use a Kubernetes secret".into()));
-        }
+        check_spec(&self.ars.spec, self.ctx.options.force_ghes)?;
         self.ctx.github.client(&self.ctx.kube, self.settings()).await
     }
 
@@ -627,4 +612,27 @@ impl RunnerSetReconciler<'_> {
         }
         Ok(())
     }
+}
+
+/// The checks of a spec that need no API call: bounds, the GitHub URL, the secret name, no vault.
+///
+/// # Errors
+/// [`Error::Invalid`] naming the field.
+pub fn check_spec(spec: &gha_crds::AutoscalingRunnerSetSpec, force_ghes: bool) -> Result<()> {
+    let (min, max) = (spec.min_runners.unwrap_or(0), spec.max_runners.unwrap_or(i32::MAX));
+    if min < 0 || max < 0 {
+        return Err(Error::Invalid("minRunners and maxRunners must be >= 0".into()));
+    }
+    if min > max {
+        return Err(Error::Invalid(format!("minRunners {min} is greater than maxRunners {max}")));
+    }
+    GitHubConfig::parse(&spec.github_config_url, force_ghes)
+        .map_err(|e| Error::Invalid(format!("githubConfigUrl: {e}")))?;
+    if spec.github_config_secret.is_empty() {
+        return Err(Error::Invalid("githubConfigSecret is required".into()));
+    }
+    if spec.vault_config.as_ref().and_then(|v| v.kind.as_deref()).is_some_and(|k| !k.is_empty()) {
+        return Err(Error::Invalid("vaultConfig is not supported yet; use a Kubernetes secret".into()));
+    }
+    Ok(())
 }
