@@ -13,10 +13,6 @@ fn rss_kib() -> u64 {
         .map_or(0, |pages| pages * 4)
 }
 
-fn row(name: &str, value: f64, unit: &str, target: &str) {
-    println!("{name:<58} {value:>12.1} {unit:<6} target {target}");
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let round_trips: usize = std::env::var("BENCH_ROUND_TRIPS").ok().and_then(|v| v.parse().ok()).unwrap_or(5000);
@@ -35,14 +31,19 @@ async fn main() {
         session.delete_message(message.id).await.unwrap();
     }
     let elapsed = started.elapsed();
-    row(
-        "message round trips (get -> ack), one listener",
+    gha_bench::figure(
+        "protocol: message round trips (get -> ack), one listener",
         round_trips as f64 / elapsed.as_secs_f64(),
         "/s",
-        ">= 2000/s",
+        Some(">= 2000 /s"),
     );
     let registrations = fake.request_counts().get("POST /api/v3/actions/runner-registration").copied().unwrap_or(0);
-    row("admin connections made during the run", registrations as f64, "", "1 (no refresh while fresh)");
+    gha_bench::figure(
+        "protocol: admin connections made during the run",
+        registrations as f64,
+        "",
+        Some("1 (no refresh)"),
+    );
 
     let queued = FakeActions::start(FakeOptions::default()).await.unwrap();
     let before = rss_kib();
@@ -56,6 +57,16 @@ async fn main() {
         });
     }
     let after = rss_kib();
-    row("fake: RSS growth for 10,000 queued jobs", (after.saturating_sub(before)) as f64 / 1024.0, "MiB", "-");
-    row("bench process RSS (fake + client + runtime)", after as f64 / 1024.0, "MiB", "<= 32 MiB (fake)");
+    gha_bench::figure(
+        "protocol: fake: RSS growth for 10,000 queued jobs",
+        (after.saturating_sub(before)) as f64 / 1024.0,
+        "MiB",
+        None,
+    );
+    gha_bench::figure(
+        "protocol: process RSS (fake + client) with 10,000 queued jobs",
+        after as f64 / 1024.0,
+        "MiB",
+        Some("<= 32 MiB"),
+    );
 }

@@ -106,21 +106,11 @@ async fn controller_rss(sets: usize, per_set: usize) -> Rss {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let raised = scale_up(500, 0.0, 0).await;
-    println!(
-        "{:<66} {:>8.2} s   target <= 5 s",
-        "ERS 0 -> 500: runners, JIT secrets and pods (no client limit)", raised
-    );
+    let name = "controller: ERS 0 -> 500 runners, JIT secrets and pods (no client limit)";
+    gha_bench::figure(name, raised, "s", Some("<= 5 s"));
     let arc = scale_up(100, 20.0, 30).await;
-    println!(
-        "{:<66} {:>8.2} s   ({:.1} s per 100 runners; 500 ≈ {:.0} s)",
-        "ERS 0 -> 100 at ARC's default QPS 20 / burst 30",
-        arc,
-        arc,
-        arc * 5.0
-    );
+    gha_bench::figure("controller: ERS 0 -> 100 runners at ARC's QPS 20 / burst 30", arc, "s", None);
     let rss = controller_rss(50, 10).await;
-    println!(
-        "{:<66} {:>8.1} MiB target <= 64 MiB (anon {:.1}, file {:.1})",
-        "controller process RSS, 50 scale sets x 10 running runners", rss.total, rss.anon, rss.file
-    );
+    let name = "controller: process RSS, 50 scale sets x 10 running runners";
+    gha_bench::figure(name, rss.total, "MiB", Some("<= 64 MiB"));
 }

@@ -138,31 +138,21 @@ async fn main() {
     // pod-shaper exports no scaler: the native ARC formula decides (the built-in path), everything else equal.
     let (native_p50, native_p99) = latency("pod-shaper", rounds).await;
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    println!(
-        "{:<62} {:>8.3} ms  target <= 5 ms",
-        "job enqueued -> ERS patch p99, arc-default Wasm policy",
-        ms(wasm_p99)
-    );
-    println!("{:<62} {:>8.3} ms", "job enqueued -> ERS patch p50, arc-default Wasm policy", ms(wasm_p50));
-    println!("{:<62} {:>8.3} ms", "job enqueued -> ERS patch p99, native formula", ms(native_p99));
-    println!("{:<62} {:>8.3} ms", "job enqueued -> ERS patch p50, native formula", ms(native_p50));
-    println!("{:<62} {:>8.2} x", "Wasm / native p99 ratio", wasm_p99.as_secs_f64() / native_p99.as_secs_f64());
+    gha_bench::figure("listener: job enqueued -> ERS patch p99, arc-default Wasm", ms(wasm_p99), "ms", Some("<= 5 ms"));
+    gha_bench::figure("listener: job enqueued -> ERS patch p50, arc-default Wasm", ms(wasm_p50), "ms", None);
+    gha_bench::figure("listener: job enqueued -> ERS patch p99, native formula", ms(native_p99), "ms", None);
+    gha_bench::figure("listener: job enqueued -> ERS patch p50, native formula", ms(native_p50), "ms", None);
+    let ratio = wasm_p99.as_secs_f64() / native_p99.as_secs_f64();
+    gha_bench::figure("listener: Wasm / native p99, same run", ratio, "x", None);
     for (precompiled, how) in [(true, "policy precompiled by the controller"), (false, "listener compiles the policy")]
     {
         let (idle, burst) = listener_rss(precompiled).await;
-        println!(
-            "{:<76} {:>8.1} MiB target <= 24 MiB (anon {:.1}, file {:.1})",
-            format!("listener RSS idle, {how}"),
-            idle.total,
-            idle.anon,
-            idle.file
-        );
-        println!(
-            "{:<76} {:>8.1} MiB target <= 32 MiB (anon {:.1}, file {:.1})",
-            format!("listener RSS after a 1,000-job burst, {how}"),
+        gha_bench::figure(&format!("listener: RSS idle, {how}"), idle.total, "MiB", Some("<= 24 MiB"));
+        gha_bench::figure(
+            &format!("listener: RSS after a 1,000-job burst, {how}"),
             burst.total,
-            burst.anon,
-            burst.file
+            "MiB",
+            Some("<= 32 MiB"),
         );
     }
 }

@@ -66,11 +66,17 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let elapsed = started.elapsed();
-    println!(
-        "{:<58} {:>10.2} s     target <= 2 s",
-        "5,000 objects created and seen by 3 watchers",
-        elapsed.as_secs_f64()
+    gha_bench::figure(
+        "mem-kube: 5,000 objects created through kube::Client, seen by 3 watchers",
+        elapsed.as_secs_f64(),
+        "s",
+        Some("<= 2 s"),
     );
     create(&api, OBJECTS..2 * OBJECTS).await;
-    println!("{:<58} {:>10.1} MiB   target <= 64 MiB", "process RSS with 10,000 objects (server + client)", rss_mib());
+    gha_bench::figure(
+        "mem-kube: process RSS with 10,000 objects (server + client)",
+        rss_mib(),
+        "MiB",
+        Some("<= 64 MiB"),
+    );
 }

@@ -156,6 +156,11 @@ impl Store {
         self.events.subscribe()
     }
 
+    /// Watches being served (each holds one subscription).
+    pub fn open_watches(&self) -> usize {
+        self.events.receiver_count()
+    }
+
     /// The current resourceVersion.
     pub fn resource_version(&self) -> u64 {
         self.rv

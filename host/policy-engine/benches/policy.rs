@@ -6,6 +6,14 @@ use serde_json::json;
 
 const MISBEHAVING: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/misbehaving_policy.wasm"));
 
+/// Each figure through the common report, named with its policy.
+fn report_figures(policy: &str, figures: &[bench::Figure]) {
+    for f in figures {
+        let target = f.target.map(|t| format!("<= {t} {}", f.unit));
+        gha_bench::figure(&format!("policy {policy}: {}", f.name), f.value, f.unit, target.as_deref());
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let iterations = std::env::var("BENCH_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(50_000);
@@ -16,15 +24,13 @@ async fn main() {
     ] {
         let bytes = PolicyBytes::new(format!("built-in {name}"), built_in(name).expect("shipped"));
         match bench::run(&bytes, config, iterations).await {
-            Ok(report) => println!("{}", report.table()),
+            Ok(report) => report_figures(&report.policy, &report.figures),
             Err(e) => eprintln!("{name}: {e}"),
         }
     }
     let looping = PolicyBytes::new("fixture misbehaving (loop)", MISBEHAVING);
     match bench::loop_stop(&looping, json!({"mode": "loop"}), 100).await {
-        Ok(f) => {
-            println!("{:<56} {:>9.1} {} (target <= {:.0} {})", f.name, f.value, f.unit, f.target.unwrap_or(0.0), f.unit)
-        }
+        Ok(f) => report_figures("fixture misbehaving (loop)", &[f]),
         Err(e) => eprintln!("loop: {e}"),
     }
 }

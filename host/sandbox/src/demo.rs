@@ -138,6 +138,34 @@ pub struct DemoReport {
     pub peak_rss_mib: f64,
     /// Samples over time.
     pub samples: Vec<Sample>,
+    /// Resource use when the run was ready, when half the jobs had completed, and at the end.
+    pub checkpoints: Vec<Checkpoint>,
+}
+
+/// Resource use at one moment of a run (what a soak test watches for growth).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Checkpoint {
+    /// Jobs completed so far.
+    pub completed: usize,
+    /// RSS of this process and its children (the listener), MiB.
+    pub rss_mib: f64,
+    /// Message sessions open on the Actions service.
+    pub sessions: usize,
+    /// Watches the Kubernetes API is serving.
+    pub watches: usize,
+    /// Tasks alive in this process's runtime (controller, servers, kubelet).
+    pub tasks: usize,
+}
+
+fn checkpoint(sandbox: &Sandbox) -> Checkpoint {
+    let completed = sandbox.fake.with_state(|s| s.jobs().iter().filter(|j| j.state == JobState::Completed).count());
+    Checkpoint {
+        completed,
+        rss_mib: process_tree_rss(),
+        sessions: sandbox.fake.with_state(|s| s.sessions().len()),
+        watches: sandbox.kube.with_store(|s| s.open_watches()),
+        tasks: tokio::runtime::Handle::current().metrics().num_alive_tasks(),
+    }
 }
 
 impl DemoReport {
@@ -318,6 +346,7 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoReport> {
     let start = Instant::now();
     let trace_time = |now: Instant| now.duration_since(start).as_secs_f64() / options.time_scale;
     let mut report = DemoReport { policy: label.clone(), jobs: options.trace.len(), ..DemoReport::default() };
+    report.checkpoints.push(checkpoint(&sandbox));
     let mut next = 0;
     let mut last_line = Instant::now() - Duration::from_secs(60);
     let tick = Duration::from_millis(200);
@@ -347,6 +376,12 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoReport> {
         }
         report.peak_runners = report.peak_runners.max(sample.runners);
         report.peak_rss_mib = report.peak_rss_mib.max(process_tree_rss());
+        if report.checkpoints.len() == 1 && report.samples.len() % 25 == 0 {
+            let now = checkpoint(&sandbox);
+            if now.completed * 2 >= options.trace.len() {
+                report.checkpoints.push(now);
+            }
+        }
         show(options.progress, &label, &sample, &mut last_line);
         report.samples.push(sample);
         let jobs_done = next == options.trace.len()
@@ -366,6 +401,7 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoReport> {
         println!();
     }
     finish(&sandbox, options, &mut report, &probe).await;
+    report.checkpoints.push(checkpoint(&sandbox));
     report.wall_seconds = wall.elapsed().as_secs_f64();
     if let Some(path) = &options.chart {
         let line = |name: &str, value: fn(&Sample) -> usize| Series {

@@ -20,13 +20,9 @@ async fn main() {
         let started = Instant::now();
         let report = simulate(&policy, name, &jobs, SimulationOptions::default(), None);
         let elapsed = started.elapsed().as_secs_f64();
-        println!(
-            "{:<58} {:>8.3} s   target <= 2 s ({} decisions, {:.1} µs per decision)",
-            format!("simulate 10,000 jobs, {name}"),
-            elapsed,
-            report.decisions,
-            elapsed * 1e6 / report.decisions.max(1) as f64
-        );
+        gha_bench::figure(&format!("simulate: 10,000 jobs replayed, {name}"), elapsed, "s", Some("<= 2 s"));
+        let per_decision = elapsed * 1e6 / report.decisions.max(1) as f64;
+        gha_bench::figure(&format!("simulate: per decision incl. the runner model, {name}"), per_decision, "µs", None);
         reports.push(report);
     }
     println!("\n{}", table(&reports));

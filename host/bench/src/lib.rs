@@ -1,0 +1,87 @@
+//! Figures of the benchmarks, in one format: each `cargo bench` target reports through [`figure`], which prints
+//! an aligned line and, when `GHA_BENCH_JSON` names a file, appends the figure to it as a JSON line. The
+//! `gha-bench` binary runs every benchmark that way and prints them as one table (`cargo run -p gha-bench
+//! --release`).
+
+use std::io::Write;
+
+use serde::{Deserialize, Serialize};
+
+/// The environment variable naming the JSON-lines file figures are appended to.
+pub const JSON_ENV: &str = "GHA_BENCH_JSON";
+
+/// One measured figure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Figure {
+    /// What was measured.
+    pub name: String,
+    /// The measurement.
+    pub value: f64,
+    /// Its unit.
+    pub unit: String,
+    /// The target, in words (e.g. `<= 5 ms`), if the issue named one.
+    pub target: Option<String>,
+    /// Whether the target is met, when it is a plain upper bound in the same unit.
+    pub met: Option<bool>,
+}
+
+/// Reports a figure: prints it and records it for the report.
+pub fn figure(name: &str, value: f64, unit: &str, target: Option<&str>) {
+    let met = target.and_then(|t| upper_bound(t, unit)).map(|bound| value <= bound);
+    let figure = Figure { name: name.into(), value, unit: unit.into(), target: target.map(Into::into), met };
+    println!("{}", line(&figure));
+    if let Ok(path) = std::env::var(JSON_ENV)
+        && let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path)
+    {
+        let _ = writeln!(file, "{}", serde_json::to_string(&figure).unwrap_or_default());
+    }
+}
+
+/// `<= N unit` (or `≤ N unit`) as N when the unit is `unit`.
+fn upper_bound(target: &str, unit: &str) -> Option<f64> {
+    let rest = target.trim().strip_prefix("<=").or_else(|| target.trim().strip_prefix('≤'))?.trim();
+    let (number, target_unit) = rest.split_once(' ').unwrap_or((rest, ""));
+    (target_unit.trim() == unit).then(|| number.replace(',', "").parse().ok()).flatten()
+}
+
+/// A figure as one aligned line: name, value and unit, target, verdict.
+pub fn line(figure: &Figure) -> String {
+    let verdict = match figure.met {
+        Some(true) => "ok",
+        Some(false) => "MISSED",
+        None => "",
+    };
+    let value = if figure.value.abs() >= 100.0 || figure.value.fract() == 0.0 {
+        format!("{:.0}", figure.value)
+    } else {
+        format!("{:.3}", figure.value)
+    };
+    format!(
+        "{:<78} {:>10} {:<5} {:<14} {}",
+        figure.name,
+        value,
+        figure.unit,
+        figure.target.as_deref().unwrap_or("—"),
+        verdict
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_in_the_same_unit_are_judged() {
+        assert_eq!(upper_bound("<= 5 ms", "ms"), Some(5.0));
+        assert_eq!(upper_bound("≤ 2,000 req/s", "ms"), None);
+        assert_eq!(upper_bound(">= 2000 req/s", "req/s"), None);
+        let f = Figure {
+            name: "x".into(),
+            value: 6.0,
+            unit: "ms".into(),
+            target: Some("<= 5 ms".into()),
+            met: Some(false),
+        };
+        assert!(line(&f).ends_with("MISSED"));
+    }
+}
