@@ -9,9 +9,10 @@ use std::time::Duration;
 use futures::StreamExt;
 use gha_crds::{AutoscalingListener, AutoscalingRunnerSet};
 use gha_listener::{EXIT_SCALE_SET_GONE, ListenerConfig};
-use gha_policy_engine::PolicyEngine;
+use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
@@ -40,6 +41,9 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         .for_each(|_| async {})
         .await;
 }
+
+/// Largest precompiled policy stored in a Secret (Secrets are capped at 1 MiB).
+const MAX_PRECOMPILED_BYTES: usize = 1000 * 1024;
 
 /// How long a listener that reported "scale set gone" stays stopped before it is restarted anyway (when the
 /// re-registration did not change its config, e.g. the 404 was transient).
@@ -99,19 +103,21 @@ impl ListenerReconciler<'_> {
             let secret = listener_pod::secret(self.al, listener_pod::proxy_secret_name(self.al), data);
             applied.apply(&self.api::<Secret>(&self.namespace), &secret).await?;
         }
-        let mut config = self.config_data(&ars).await?;
+        let precompiled = match &policy {
+            Some(policy) => self.ensure_precompiled(&policy.manifest().sha256).await,
+            None => None,
+        };
+        let config = self.config_data(&ars, precompiled.is_some()).await?;
         let config_hash = hash_of(&config);
-        if let Some(policy) = &policy {
-            add_precompiled(&mut config, self.ctx.policies.engine(), &policy.manifest().sha256);
-        }
         let secret = listener_pod::secret(self.al, listener_pod::config_secret_name(self.al), config);
         applied.apply(&self.api::<Secret>(&self.namespace), &secret).await?;
-        self.ensure_pod(&listener_pod::pod(self.al, &self.ctx.options, &config_hash), &ars).await
+        let pod = listener_pod::pod(self.al, &self.ctx.options, &config_hash, precompiled.as_deref());
+        self.ensure_pod(&pod, &ars).await
     }
 
     /// `config.json` (ARC's keys, the credentials copied from the scale set's secret, the policy) and, for a
     /// ConfigMap-sourced policy, `policy.wasm`.
-    async fn config_data(&self, ars: &AutoscalingRunnerSet) -> Result<BTreeMap<String, Vec<u8>>> {
+    async fn config_data(&self, ars: &AutoscalingRunnerSet, precompiled: bool) -> Result<BTreeMap<String, Vec<u8>>> {
         let spec = &self.al.spec;
         let runner_namespace = &spec.autoscaling_runner_set_namespace;
         let data = secrets::read_secret(&self.ctx.kube, runner_namespace, &spec.github_config_secret).await?;
@@ -132,7 +138,7 @@ impl ListenerReconciler<'_> {
             policy: Some(policies::resolve(&self.ctx.kube, runner_namespace, spec.policy.as_ref(), true).await?),
             kubernetes_api_url: self.ctx.options.listener_kubernetes_api_url.clone(),
             policy_attributes: policies::scale_set_attributes(ars),
-            precompiled_policies: Some(".".into()),
+            precompiled_policies: precompiled.then(|| listener_pod::PRECOMPILED_DIR_FROM_CONFIG.into()),
             decision_log: (ars.annotations().get(DECISION_LOG_ANNOTATION).map(String::as_str) == Some("true"))
                 .then(|| "-".to_string()),
             ..ListenerConfig::default()
@@ -228,6 +234,60 @@ impl ListenerReconciler<'_> {
         Ok(Action::requeue(self.ctx.options.sync_period))
     }
 
+    /// The Secret with this engine's compiled artifact of the policy, created from the controller's own compile
+    /// the first time any listener needs it (all listeners of the policy share it). None when it cannot exist (too
+    /// large for a Secret) or cannot be written now: the listener then compiles the policy itself.
+    async fn ensure_precompiled(&self, sha256: &str) -> Option<String> {
+        let engine = self.ctx.policies.engine();
+        let name = listener_pod::precompiled_secret_name(&engine.precompiled_name(sha256));
+        // One at a time: fifty scale sets starting together must not serialize fifty copies of the artifact.
+        let mut known = self.ctx.precompiled.lock().await;
+        if known.contains(&name) {
+            return Some(name);
+        }
+        let secrets: Api<Secret> = self.api(&self.namespace);
+        match secrets.get_metadata(&name).await {
+            Ok(_) => {
+                known.insert(name.clone());
+                return Some(name);
+            }
+            Err(e) if is_status(&e, 404) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot check the precompiled policy secret");
+                return None;
+            }
+        }
+        let (file, artifact) = engine.precompiled(sha256)?;
+        if artifact.len() > MAX_PRECOMPILED_BYTES {
+            tracing::debug!(sha256, size = artifact.len(), "precompiled policy too large for a Secret");
+            return None;
+        }
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                namespace: Some(self.namespace.clone()),
+                labels: Some(BTreeMap::from([
+                    ("app.kubernetes.io/part-of".to_string(), "gha-autoscaler".to_string()),
+                    ("app.kubernetes.io/component".to_string(), "precompiled-policy".to_string()),
+                ])),
+                ..Default::default()
+            },
+            data: Some(BTreeMap::from([(file, ByteString(artifact))])),
+            ..Default::default()
+        };
+        match secrets.create(&PostParams::default(), &secret).await {
+            Ok(_) => {
+                known.insert(name.clone());
+                Some(name)
+            }
+            Err(e) if is_status(&e, 409) => Some(name),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot store the precompiled policy; the listener will compile it");
+                None
+            }
+        }
+    }
+
     /// Records the listener's "scale set gone" as an event and an annotation on the AutoscalingRunnerSet (which
     /// re-validates and re-registers), and marks the pod so that is done once per stopped listener.
     async fn request_scale_set_check(&self, pods: &Api<Pod>, pod: &Pod, ars: &AutoscalingRunnerSet) -> Result<()> {
@@ -267,21 +327,5 @@ impl ListenerReconciler<'_> {
         self.ctx.metrics.listener(&ScaleSetLabels::from_labels(self.al.labels()), false);
         finalizers::remove(&self.api, self.al, finalizer::LISTENER).await?;
         Ok(Action::await_change())
-    }
-}
-
-/// The most a listener's config secret may hold with a precompiled policy added (Secrets are capped at 1 MiB).
-const MAX_CONFIG_SECRET_BYTES: usize = 960 * 1024;
-
-/// Adds the controller's compiled policy to the listener's config data, when it fits, so the listener loads it
-/// instead of compiling (which keeps the compiler out of the listener's memory). It is left out of the config
-/// hash: a new artifact alone (another controller build) must not restart listeners.
-fn add_precompiled(config: &mut BTreeMap<String, Vec<u8>>, engine: &PolicyEngine, sha256: &str) {
-    let Some((file, artifact)) = engine.precompiled(sha256) else { return };
-    let size: usize = config.values().map(Vec::len).sum::<usize>() + artifact.len();
-    if size <= MAX_CONFIG_SECRET_BYTES {
-        config.insert(file, artifact);
-    } else {
-        tracing::debug!(sha256, size, "precompiled policy too large for the config secret; the listener compiles it");
     }
 }

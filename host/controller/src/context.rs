@@ -26,6 +26,8 @@ pub struct Context {
     pub metrics: ControllerMetrics,
     /// What was last applied to owned objects (skips no-op writes).
     pub applied: Applied,
+    /// Precompiled-policy Secrets known to exist; the lock also makes one reconcile at a time create them.
+    pub precompiled: tokio::sync::Mutex<std::collections::HashSet<String>>,
     recorder: Recorder,
 }
 
@@ -40,6 +42,7 @@ impl Context {
             policies,
             metrics: ControllerMetrics::default(),
             applied: Applied::default(),
+            precompiled: tokio::sync::Mutex::default(),
             recorder,
         })
     }

@@ -20,6 +20,15 @@ pub const LISTENER_CONTAINER: &str = "listener";
 /// Where the config secret is mounted.
 pub const CONFIG_DIR: &str = "/etc/gha-listener";
 const CONFIG_VOLUME: &str = "listener-config";
+/// The volume with the controller's precompiled policy, mounted beside the config directory under its own name.
+const PRECOMPILED_VOLUME: &str = "gha-listener-precompiled";
+/// Where the listener config finds the precompiled policy, relative to the config file.
+pub const PRECOMPILED_DIR_FROM_CONFIG: &str = "../gha-listener-precompiled";
+
+/// The Secret holding a precompiled policy artifact (shared by every listener of that policy and engine build).
+pub fn precompiled_secret_name(artifact_file: &str) -> String {
+    format!("gha-policy-{}", hash_of(&artifact_file))
+}
 
 /// Name of the config secret.
 pub fn config_secret_name(listener: &AutoscalingListener) -> String {
@@ -159,8 +168,14 @@ fn merge_listener_container(ours: &mut Container, theirs: Container) {
     append!(env, args, ports, volume_mounts, env_from);
 }
 
-/// The listener pod. `config_hash` covers the config secret, so a new config recreates the pod.
-pub fn pod(listener: &AutoscalingListener, options: &ControllerOptions, config_hash: &str) -> Pod {
+/// The listener pod. `config_hash` covers the config secret, so a new config recreates the pod; `precompiled`
+/// names the Secret with the precompiled policy, mounted optionally (without it the listener compiles).
+pub fn pod(
+    listener: &AutoscalingListener,
+    options: &ControllerOptions,
+    config_hash: &str,
+    precompiled: Option<&str>,
+) -> Pod {
     let template = listener.spec.template.clone().unwrap_or_default();
     let mut spec: PodSpec = template.spec.unwrap_or_default();
     let mut ours = Container {
@@ -211,6 +226,23 @@ pub fn pod(listener: &AutoscalingListener, options: &ControllerOptions, config_h
         secret: Some(SecretVolumeSource { secret_name: Some(config_secret_name(listener)), ..Default::default() }),
         ..Default::default()
     });
+    if let Some(secret) = precompiled {
+        spec.volumes.get_or_insert_with(Vec::new).push(Volume {
+            name: PRECOMPILED_VOLUME.into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(secret.into()),
+                optional: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        spec.containers[0].volume_mounts.get_or_insert_with(Vec::new).push(VolumeMount {
+            name: PRECOMPILED_VOLUME.into(),
+            mount_path: format!("/etc/{PRECOMPILED_VOLUME}"),
+            read_only: Some(true),
+            ..Default::default()
+        });
+    }
     if let Some(secrets) = &listener.spec.image_pull_secrets {
         spec.image_pull_secrets.get_or_insert_with(Vec::new).extend(secrets.iter().cloned());
     }
@@ -272,7 +304,7 @@ mod tests {
         listener.metadata.namespace = Some("arc-systems".into());
         listener.metadata.labels =
             Some(BTreeMap::from([("app.kubernetes.io/component".into(), "runner-scale-set-listener".into())]));
-        let pod = pod(&listener, &ControllerOptions::default(), "h");
+        let pod = pod(&listener, &ControllerOptions::default(), "h", None);
         let spec = pod.spec.unwrap();
         assert_eq!(spec.service_account_name.as_deref(), Some("ars-abc-listener"));
         assert_eq!(spec.restart_policy.as_deref(), Some("Never"));

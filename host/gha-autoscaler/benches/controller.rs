@@ -113,4 +113,6 @@ async fn main() {
     let rss = controller_rss(50, 10).await;
     let name = "controller: process RSS, 50 scale sets x 10 running runners";
     gha_bench::figure(name, rss.total, "MiB", Some("<= 64 MiB"));
+    gha_bench::figure("controller: of which anonymous (heap, stacks)", rss.anon, "MiB", None);
+    gha_bench::figure("controller: of which file-backed (code pages)", rss.file, "MiB", None);
 }

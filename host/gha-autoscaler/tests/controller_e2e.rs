@@ -236,18 +236,23 @@ async fn the_listener_is_recreated_after_a_crash_and_a_config_change() {
     eventually("a running listener", Duration::from_secs(30), || async { running_listener().await.map(|_| ()) }).await;
     let first = running_listener().await.unwrap();
 
-    // The controller hands its compiled policy over with the config: the listener loads it instead of compiling.
-    let config_secret = secrets
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .find(|s| s.data.as_ref().is_some_and(|d| d.contains_key("config.json")));
-    let data = config_secret.and_then(|s| s.data).expect("a listener config secret");
-    assert!(data.keys().any(|k| k.ends_with(".cwasm")), "no precompiled policy in {:?}", data.keys());
+    // The controller hands its compiled policy over in a Secret the listener pod mounts beside its config: the
+    // listener loads it instead of compiling.
+    let all = secrets.list(&ListParams::default()).await.unwrap().items;
+    let config_secret = all.iter().find(|s| s.data.as_ref().is_some_and(|d| d.contains_key("config.json")));
+    let data = config_secret.and_then(|s| s.data.clone()).expect("a listener config secret");
     let config: serde_json::Value = serde_json::from_slice(&data["config.json"].0).unwrap();
-    assert_eq!(config["precompiled_policies"], ".");
+    assert_eq!(config["precompiled_policies"], "../gha-listener-precompiled");
+    let precompiled =
+        all.iter().find(|s| s.name_any().starts_with("gha-policy-")).expect("a precompiled policy secret");
+    assert!(precompiled.data.as_ref().unwrap().keys().all(|k| k.ends_with(".cwasm")));
+    let listener_pod = pods.list(&ListParams::default()).await.unwrap().items.remove(0);
+    let volumes = listener_pod.spec.unwrap().volumes.unwrap_or_default();
+    assert!(
+        volumes
+            .iter()
+            .any(|v| v.secret.as_ref().and_then(|s| s.secret_name.as_deref()) == precompiled.metadata.name.as_deref())
+    );
 
     // The listener pod is deleted (a crash, an eviction, a drained node): a new one opens a new session.
     let name = pods.list(&ListParams::default()).await.unwrap().items[0].name_any();

@@ -114,6 +114,17 @@ async fn scale_set(sandbox: &Sandbox, min: i32, max: i32, policy: Option<PolicyS
     .await;
 }
 
+/// A scenario's sandbox with the scale set (min 1, max 10) ready; the guard keeps other scenarios out.
+async fn scenario(
+    tweak: impl FnOnce(&mut SandboxOptions),
+    policy: Option<PolicySpecCr>,
+) -> (tokio::sync::MutexGuard<'static, ()>, Sandbox) {
+    let serial = SERIAL.lock().await;
+    let sandbox = sandbox(tweak).await;
+    scale_set(&sandbox, 1, 10, policy).await;
+    (serial, sandbox)
+}
+
 /// PIDs of this test process's `gha-autoscaler listener` children.
 fn listener_pids() -> Vec<i32> {
     let me = std::process::id().to_string();
@@ -132,9 +143,7 @@ fn listener_pids() -> Vec<i32> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listener_killed_mid_burst_is_recreated_and_takes_over_the_session() {
-    let _serial = SERIAL.lock().await;
-    let sandbox = sandbox(|_| {}).await;
-    scale_set(&sandbox, 1, 10, None).await;
+    let (_serial, sandbox) = scenario(|_| {}, None).await;
     burst(&sandbox, 8, 3_000);
     running_jobs(&sandbox, 2).await;
     let pids = listener_pids();
@@ -153,9 +162,7 @@ async fn a_listener_killed_mid_burst_is_recreated_and_takes_over_the_session() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_actions_service_outage_of_5xx_429_and_timeouts_loses_nothing() {
-    let _serial = SERIAL.lock().await;
-    let sandbox = sandbox(|_| {}).await;
-    scale_set(&sandbox, 1, 10, None).await;
+    let (_serial, sandbox) = scenario(|_| {}, None).await;
     burst(&sandbox, 6, 2_000);
     running_jobs(&sandbox, 1).await;
     // Everything the controller and the listener call: the admin API, the Actions service and the message
@@ -189,9 +196,7 @@ async fn an_actions_service_outage_of_5xx_429_and_timeouts_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubernetes_write_conflicts_server_errors_and_cut_watches_lose_nothing() {
-    let _serial = SERIAL.lock().await;
-    let sandbox = sandbox(|_| {}).await;
-    scale_set(&sandbox, 1, 10, None).await;
+    let (_serial, sandbox) = scenario(|_| {}, None).await;
     burst(&sandbox, 8, 2_000);
     for round in 0..10 {
         let (plural, code) =
@@ -206,9 +211,7 @@ async fn kubernetes_write_conflicts_server_errors_and_cut_watches_lose_nothing()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controller_restarts_during_scale_up_scale_down_and_deletion_lose_nothing() {
-    let _serial = SERIAL.lock().await;
-    let mut sandbox = sandbox(|_| {}).await;
-    scale_set(&sandbox, 1, 10, None).await;
+    let (_serial, mut sandbox) = scenario(|_| {}, None).await;
     let sets: Api<EphemeralRunnerSet> = Api::namespaced(sandbox.client.clone(), RUNNER_NAMESPACE);
 
     // Scale-up: restart as soon as the listener asked for more runners.
@@ -252,13 +255,11 @@ async fn controller_restarts_during_scale_up_scale_down_and_deletion_lose_nothin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_policy_swapped_in_during_a_burst_leaves_the_old_one_serving() {
-    let _serial = SERIAL.lock().await;
-    let sandbox = sandbox(|_| {}).await;
-    let built_in = |name: &str| PolicySpecCr {
-        source: PolicySourceSpec { built_in: Some(name.into()), ..Default::default() },
+    let arc_default = PolicySpecCr {
+        source: PolicySourceSpec { built_in: Some("arc-default".into()), ..Default::default() },
         ..Default::default()
     };
-    scale_set(&sandbox, 1, 10, Some(built_in("arc-default"))).await;
+    let (_serial, sandbox) = scenario(|_| {}, Some(arc_default)).await;
     let listener_pods: Api<Pod> = Api::namespaced(sandbox.client.clone(), CONTROLLER_NAMESPACE);
     let listener_uid = listener_pods.list(&ListParams::default()).await.unwrap().items[0].uid();
     burst(&sandbox, 6, 2_000);
@@ -318,13 +319,11 @@ async fn policies_that_loop_eat_memory_trap_or_answer_nonsense_fall_back_to_arcs
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runner_pods_that_never_start_or_are_evicted_are_replaced_and_jobs_still_run() {
     use gha_sim_kubelet::PodFault;
-    let _serial = SERIAL.lock().await;
-    let sandbox = sandbox(|options| {
+    let slow_start = |options: &mut SandboxOptions| {
         options.pod_start_delay = Duration::from_millis(400);
         options.controller.runner_start_timeout = Duration::from_secs(3);
-    })
-    .await;
-    scale_set(&sandbox, 1, 10, None).await;
+    };
+    let (_serial, sandbox) = scenario(slow_start, None).await;
     let pods: Api<Pod> = Api::namespaced(sandbox.client.clone(), RUNNER_NAMESPACE);
     let known: Vec<String> =
         pods.list(&ListParams::default()).await.unwrap().items.iter().map(|p| p.name_any()).collect();

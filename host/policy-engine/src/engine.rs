@@ -171,7 +171,7 @@ impl PolicyEngine {
         }
         let (component, from) = match self.caches.iter().find_map(|c| c.load(&self.engine, &policy.sha256)) {
             Some(component) => {
-                tracing::debug!(sha256 = %policy.sha256, origin = %policy.origin, "policy loaded precompiled");
+                tracing::info!(sha256 = %policy.sha256, origin = %policy.origin, "policy loaded precompiled");
                 (component, CompiledFrom::Disk)
             }
             None => {
@@ -192,7 +192,12 @@ impl PolicyEngine {
     /// [`EngineOptions::precompiled_dir`]: what the controller hands to listeners so they need not compile.
     pub fn precompiled(&self, sha256: &str) -> Option<(String, Vec<u8>)> {
         let component = self.compiled.lock().unwrap_or_else(|e| e.into_inner()).get(sha256).cloned()?;
-        Some((cache::artifact_name(sha256, &self.engine_hash), cache::artifact(&component)?))
+        Some((self.precompiled_name(sha256), cache::artifact(&component)?))
+    }
+
+    /// The file name [`PolicyEngine::precompiled`] gives a policy's artifact (it names this engine build).
+    pub fn precompiled_name(&self, sha256: &str) -> String {
+        cache::artifact_name(sha256, &self.engine_hash)
     }
 
     /// Compiles, checks imports and exports, pre-links, and reads the policy's `info`. `allow_wasi` links a

@@ -78,7 +78,12 @@ async fn build(
         let secret_name = secret.secret_name.clone().unwrap_or_default();
         let dir = volumes.path().join(&mount.name);
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        for (key, bytes) in secret_data(client, &namespace, &secret_name).await? {
+        let data = match secret_data(client, &namespace, &secret_name).await {
+            // An optional Secret that does not exist mounts as an empty directory.
+            Err(_) if secret.optional == Some(true) => Vec::new(),
+            other => other?,
+        };
+        for (key, bytes) in data {
             std::fs::write(dir.join(&key), bytes).map_err(|e| e.to_string())?;
         }
         mounts.push((mount.mount_path.trim_end_matches('/').to_string(), dir.display().to_string()));
