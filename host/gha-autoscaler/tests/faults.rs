@@ -337,11 +337,13 @@ async fn runner_pods_that_never_start_or_are_evicted_are_replaced_and_jobs_still
         for pod in pods.list(&ListParams::default()).await.unwrap().items {
             let name = pod.name_any();
             let pending = pod.status.as_ref().and_then(|s| s.phase.as_deref()).is_none_or(|p| p == "Pending");
-            if !known.contains(&name) && !injected.contains(&name) && pending {
-                if let Some(fault) = faults.pop() {
-                    sandbox.kubelet.inject(&name, fault);
-                    injected.push(name);
-                }
+            if !known.contains(&name)
+                && !injected.contains(&name)
+                && pending
+                && let Some(fault) = faults.pop()
+            {
+                sandbox.kubelet.inject(&name, fault);
+                injected.push(name);
             }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

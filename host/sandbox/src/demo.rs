@@ -376,7 +376,7 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoReport> {
         }
         report.peak_runners = report.peak_runners.max(sample.runners);
         report.peak_rss_mib = report.peak_rss_mib.max(process_tree_rss());
-        if report.checkpoints.len() == 1 && report.samples.len() % 25 == 0 {
+        if report.checkpoints.len() == 1 && report.samples.len().is_multiple_of(25) {
             let now = checkpoint(&sandbox);
             if now.completed * 2 >= options.trace.len() {
                 report.checkpoints.push(now);
