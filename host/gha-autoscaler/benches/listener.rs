@@ -147,12 +147,11 @@ async fn main() {
     for (precompiled, how) in [(true, "policy precompiled by the controller"), (false, "listener compiles the policy")]
     {
         let (idle, burst) = listener_rss(precompiled).await;
-        gha_bench::figure(&format!("listener: RSS idle, {how}"), idle.total, "MiB", Some("<= 24 MiB"));
-        gha_bench::figure(
-            &format!("listener: RSS after a 1,000-job burst, {how}"),
-            burst.total,
-            "MiB",
-            Some("<= 32 MiB"),
-        );
+        // The targets apply to the product's path (precompiled); the other is shown for comparison.
+        let (idle_target, burst_target) =
+            if precompiled { (Some("<= 24 MiB"), Some("<= 32 MiB")) } else { (None, None) };
+        gha_bench::figure(&format!("listener: RSS idle, {how}"), idle.total, "MiB", idle_target);
+        let name = format!("listener: RSS after a 1,000-job burst, {how}");
+        gha_bench::figure(&name, burst.total, "MiB", burst_target);
     }
 }
