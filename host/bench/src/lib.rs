@@ -25,16 +25,32 @@ pub struct Figure {
     pub met: Option<bool>,
 }
 
+impl Figure {
+    /// A figure with a target in words (`<= N unit` targets are judged).
+    pub fn new(name: &str, value: f64, unit: &str, target: Option<&str>) -> Figure {
+        let met = target.and_then(|t| upper_bound(t, unit)).map(|bound| value <= bound);
+        Figure { name: name.into(), value, unit: unit.into(), target: target.map(Into::into), met }
+    }
+
+    /// A figure held to an upper bound in its own unit (None: reported only).
+    pub fn at_most(name: &str, value: f64, unit: &str, bound: Option<f64>) -> Figure {
+        Figure::new(name, value, unit, bound.map(|b| format!("<= {b} {unit}")).as_deref())
+    }
+
+    /// Prints the figure and records it for the report.
+    pub fn report(&self) {
+        println!("{}", line(self));
+        if let Ok(path) = std::env::var(JSON_ENV)
+            && let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path)
+        {
+            let _ = writeln!(file, "{}", serde_json::to_string(self).unwrap_or_default());
+        }
+    }
+}
+
 /// Reports a figure: prints it and records it for the report.
 pub fn figure(name: &str, value: f64, unit: &str, target: Option<&str>) {
-    let met = target.and_then(|t| upper_bound(t, unit)).map(|bound| value <= bound);
-    let figure = Figure { name: name.into(), value, unit: unit.into(), target: target.map(Into::into), met };
-    println!("{}", line(&figure));
-    if let Ok(path) = std::env::var(JSON_ENV)
-        && let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path)
-    {
-        let _ = writeln!(file, "{}", serde_json::to_string(&figure).unwrap_or_default());
-    }
+    Figure::new(name, value, unit, target).report();
 }
 
 /// `<= N unit` (or `≤ N unit`) as N when the unit is `unit`.

@@ -8,9 +8,10 @@ const MISBEHAVING: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/misbehaving
 
 /// Each figure through the common report, named with its policy.
 fn report_figures(policy: &str, figures: &[bench::Figure]) {
-    for f in figures {
-        let target = f.target.map(|t| format!("<= {t} {}", f.unit));
-        gha_bench::figure(&format!("policy {policy}: {}", f.name), f.value, f.unit, target.as_deref());
+    for figure in figures {
+        let mut figure = figure.clone();
+        figure.name = format!("policy {policy}: {}", figure.name);
+        figure.report();
     }
 }
 

@@ -12,22 +12,11 @@ use crate::error::Result;
 use crate::instance::PolicyInstance;
 use crate::metrics::PolicyMetrics;
 use crate::scale_set_policy::ScaleSetPolicy;
+pub use gha_bench::Figure;
+
 use crate::source::{PolicyBytes, PolicySource};
 use crate::spec::PolicySpec;
 use crate::types::{Bounds, JobStatistics, ScaleInput, ScaleSetRef};
-
-/// One measured figure and its target.
-#[derive(Debug, Clone, Serialize)]
-pub struct Figure {
-    /// What was measured.
-    pub name: String,
-    /// The measurement.
-    pub value: f64,
-    /// Its unit.
-    pub unit: &'static str,
-    /// The target it is held to, in the same unit (lower is better).
-    pub target: Option<f64>,
-}
 
 /// A set of figures for one policy.
 #[derive(Debug, Clone, Serialize)]
@@ -39,24 +28,16 @@ pub struct Report {
 }
 
 impl Report {
-    fn push(&mut self, name: &str, value: f64, unit: &'static str, target: Option<f64>) {
-        self.figures.push(Figure { name: name.into(), value, unit, target });
+    fn push(&mut self, name: &str, value: f64, unit: &str, target: Option<f64>) {
+        self.figures.push(Figure::at_most(name, value, unit, target));
     }
 
     /// A plain-text table: figure, value, target, verdict.
     pub fn table(&self) -> String {
-        let mut out = format!("policy: {}\n{:<44} {:>12} {:>12}  {}\n", self.policy, "figure", "value", "target", "");
-        for f in &self.figures {
-            let (target, verdict) = match f.target {
-                Some(t) => (format!("{t} {}", f.unit), if f.value <= t { "ok" } else { "MISSED" }),
-                None => ("-".into(), ""),
-            };
-            out.push_str(&format!(
-                "{:<44} {:>12} {:>12}  {verdict}\n",
-                f.name,
-                format!("{:.3} {}", f.value, f.unit),
-                target
-            ));
+        let mut out = format!("policy: {}\n", self.policy);
+        for figure in &self.figures {
+            out.push_str(&gha_bench::line(figure));
+            out.push('\n');
         }
         out
     }
@@ -212,10 +193,10 @@ pub async fn loop_stop(policy: &PolicyBytes, config: serde_json::Value, deadline
     let policy = ScaleSetPolicy::load(&engine, ScaleSetRef::default(), spec).await?;
     let started = Instant::now();
     policy.decide(&sample_input(3))?;
-    Ok(Figure {
-        name: format!("looping policy: fallback answered (deadline {deadline_ms} ms)"),
-        value: millis(started.elapsed()),
-        unit: "ms",
-        target: Some(f64::from(deadline_ms) + 50.0),
-    })
+    Ok(Figure::at_most(
+        &format!("looping policy: fallback answered (deadline {deadline_ms} ms)"),
+        millis(started.elapsed()),
+        "ms",
+        Some(f64::from(deadline_ms) + 50.0),
+    ))
 }
