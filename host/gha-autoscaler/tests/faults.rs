@@ -317,7 +317,7 @@ async fn policies_that_loop_eat_memory_trap_or_answer_nonsense_fall_back_to_arcs
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn runner_pods_that_never_start_or_are_evicted_are_replaced_and_jobs_still_run() {
+async fn runner_pods_whose_image_never_pulls_or_that_never_get_ready_are_replaced() {
     use gha_sim_kubelet::PodFault;
     let slow_start = |options: &mut SandboxOptions| {
         options.pod_start_delay = Duration::from_millis(400);
