@@ -138,7 +138,7 @@ impl ListenerReconciler<'_> {
             policy: Some(policies::resolve(&self.ctx.kube, runner_namespace, spec.policy.as_ref(), true).await?),
             kubernetes_api_url: self.ctx.options.listener_kubernetes_api_url.clone(),
             policy_attributes: policies::scale_set_attributes(ars),
-            precompiled_policies: precompiled.then(|| listener_pod::PRECOMPILED_DIR_FROM_CONFIG.into()),
+            precompiled_policies: precompiled.then(|| listener_pod::precompiled_dir_from_config().into()),
             decision_log: (ars.annotations().get(DECISION_LOG_ANNOTATION).map(String::as_str) == Some("true"))
                 .then(|| "-".to_string()),
             ..ListenerConfig::default()
@@ -276,14 +276,14 @@ impl ListenerReconciler<'_> {
             ..Default::default()
         };
         match secrets.create(&PostParams::default(), &secret).await {
-            Ok(_) => {
-                known.insert(name.clone());
-                Some(name)
-            }
-            Err(e) if is_status(&e, 409) => Some(name),
-            Err(e) => {
+            Err(e) if !is_status(&e, 409) => {
                 tracing::warn!(error = %e, "cannot store the precompiled policy; the listener will compile it");
                 None
+            }
+            // Created, or created by another controller just now.
+            _ => {
+                known.insert(name.clone());
+                Some(name)
             }
         }
     }

@@ -20,10 +20,14 @@ pub const LISTENER_CONTAINER: &str = "listener";
 /// Where the config secret is mounted.
 pub const CONFIG_DIR: &str = "/etc/gha-listener";
 const CONFIG_VOLUME: &str = "listener-config";
-/// The volume with the controller's precompiled policy, mounted beside the config directory under its own name.
+/// The volume with the controller's precompiled policy, mounted beside the config directory under its own name
+/// (so the path from the config to it is the same in a pod and in the simulated kubelet's volume directory).
 const PRECOMPILED_VOLUME: &str = "gha-listener-precompiled";
+
 /// Where the listener config finds the precompiled policy, relative to the config file.
-pub const PRECOMPILED_DIR_FROM_CONFIG: &str = "../gha-listener-precompiled";
+pub fn precompiled_dir_from_config() -> String {
+    format!("../{PRECOMPILED_VOLUME}")
+}
 
 /// The Secret holding a precompiled policy artifact (shared by every listener of that policy and engine build).
 pub fn precompiled_secret_name(artifact_file: &str) -> String {
@@ -238,7 +242,7 @@ pub fn pod(
         });
         spec.containers[0].volume_mounts.get_or_insert_with(Vec::new).push(VolumeMount {
             name: PRECOMPILED_VOLUME.into(),
-            mount_path: format!("/etc/{PRECOMPILED_VOLUME}"),
+            mount_path: std::path::Path::new(CONFIG_DIR).with_file_name(PRECOMPILED_VOLUME).display().to_string(),
             read_only: Some(true),
             ..Default::default()
         });

@@ -44,7 +44,7 @@ pub struct ListenerConfig {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub policy_attributes: Vec<(String, String)>,
     /// gha-autoscaler: a directory of policies the controller already compiled (relative to the config file; the
-    /// controller ships them in the config secret), so the listener never runs the compiler. Native code: only
+    /// controller's Secret mounted beside the config), so the listener never runs the compiler. Native code: only
     /// from a producer as trusted as this binary.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub precompiled_policies: Option<std::path::PathBuf>,

@@ -1,7 +1,7 @@
 //! Precompiled components on disk, keyed by the policy's sha256 and the engine's compatibility hash: the
 //! process's own cache (written by this host only, created 0700) and read-only directories of artifacts a trusted
-//! producer wrote (the controller hands its compiled policy to each listener through the listener's config secret,
-//! so listeners never run the compiler).
+//! producer wrote (the controller stores its compiled policy in a Secret that listener pods mount, so listeners
+//! never run the compiler).
 //!
 //! Each artifact ends with the sha256 of what precedes it, so a truncated or altered file is ignored and the
 //! policy recompiled instead of being deserialised.
@@ -55,19 +55,19 @@ pub(crate) fn artifact(component: &Component) -> Option<Vec<u8>> {
 
 impl PrecompileCache {
     /// Opens (creating, private to this user) the process's own cache directory.
-    pub(crate) fn open(dir: &Path, engine: &Engine) -> std::io::Result<Self> {
+    pub(crate) fn open(dir: &Path, engine_hash: &str) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
         }
-        Ok(PrecompileCache { dir: dir.to_path_buf(), engine_hash: engine_hash(engine), writable: true })
+        Ok(PrecompileCache { dir: dir.to_path_buf(), engine_hash: engine_hash.into(), writable: true })
     }
 
     /// A read-only directory of artifacts written by a producer as trusted as this binary (they are native code).
-    pub(crate) fn read_only(dir: &Path, engine: &Engine) -> Self {
-        PrecompileCache { dir: dir.to_path_buf(), engine_hash: engine_hash(engine), writable: false }
+    pub(crate) fn read_only(dir: &Path, engine_hash: &str) -> Self {
+        PrecompileCache { dir: dir.to_path_buf(), engine_hash: engine_hash.into(), writable: false }
     }
 
     fn path(&self, sha256: &str) -> PathBuf {

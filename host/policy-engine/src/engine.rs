@@ -23,7 +23,7 @@ pub struct EngineOptions {
     /// Where compiled policies are cached across restarts (an `emptyDir` in Kubernetes); None = memory only.
     pub cache_dir: Option<PathBuf>,
     /// A read-only directory of precompiled policies from a producer trusted like this binary (the controller,
-    /// through a listener's config secret): used instead of compiling. Artifacts of another engine build are
+    /// through a Secret listener pods mount): used instead of compiling. Artifacts of another engine build are
     /// ignored.
     pub precompiled_dir: Option<PathBuf>,
     /// Epoch tick: the granularity of call deadlines.
@@ -112,20 +112,20 @@ impl PolicyEngine {
         FullPolicy::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state).map_err(link_error)?;
         let mut wasi_linker = linker.clone();
         wasmtime_wasi::p2::add_to_linker_sync(&mut wasi_linker).map_err(link_error)?;
+        let engine_hash = cache::engine_hash(&engine);
         let mut caches = Vec::new();
         if let Some(dir) = &options.cache_dir {
             caches.push(
-                PrecompileCache::open(dir, &engine).map_err(|e| Error::Source {
+                PrecompileCache::open(dir, &engine_hash).map_err(|e| Error::Source {
                     origin: format!("cache {}", dir.display()),
                     message: e.to_string(),
                 })?,
             );
         }
         if let Some(dir) = &options.precompiled_dir {
-            caches.push(PrecompileCache::read_only(dir, &engine));
+            caches.push(PrecompileCache::read_only(dir, &engine_hash));
         }
         spawn_epoch_ticker(&engine, options.epoch_tick);
-        let engine_hash = cache::engine_hash(&engine);
         Ok(Arc::new(PolicyEngine {
             engine,
             linker,
