@@ -1,48 +1,32 @@
-//! Renders the Helm charts under `charts/` for tests, the way `helm template` does: with `helm` itself when it is
-//! on `PATH` (set `GHA_CHART_RENDERER=builtin` to force the other path), else with a Go-template engine
-//! (`gtmpl-ng` and its Sprig functions) plus Helm's own pieces — values merged over `values.yaml`, checked against
-//! `values.schema.json`, `.Release`/`.Chart`/`.Capabilities`, `include`, `tpl`, `nindent`, `lookup` (empty, as in
-//! `helm template`).
-//!
-//! No Helm binary is installable from the registries our CI reaches (crates.io, PyPI, npm, Debian), hence the
-//! built-in path; the tests are the same on both.
-
-mod builtin;
-mod values;
+//! Runs the Helm charts under `charts/` through real helm, for tests: `helm template` (with helm 3 and helm 4,
+//! which must agree byte for byte), `helm lint --strict`, and `helm install`/`uninstall` against a real cluster.
+//! The helm binaries are the ones `scripts/provision-real-k8s.sh` installs ([`gha_real_kube::Helm`]).
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
+use gha_real_kube::Helm;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-/// Why a chart did not render.
+/// Why helm refused.
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
     /// The values break `values.schema.json`.
     #[error("values don't meet the chart's schema: {0}")]
     Schema(String),
-    /// A template failed (including `required` and `fail`).
-    #[error("template {file}: {message}")]
-    Template {
-        /// The template file.
-        file: String,
-        /// The engine's message.
-        message: String,
-    },
-    /// A template produced text that is not YAML.
-    #[error("template {file} rendered invalid YAML: {message}")]
-    Yaml {
-        /// The template file.
-        file: String,
-        /// The parser's message.
-        message: String,
-    },
-    /// Reading the chart, or running `helm`.
+    /// A template failed (including `required` and `fail`), or the install was refused.
+    #[error("helm: {0}")]
+    Helm(String),
+    /// helm printed text that is not YAML.
+    #[error("rendered invalid YAML: {0}")]
+    Yaml(String),
+    /// helm is missing or could not run; the two helm versions disagree.
     #[error("{0}")]
     Io(String),
 }
 
-/// A `helm template` invocation.
+/// A chart with values: what one `helm template|lint|install` invocation gets.
 #[derive(Debug, Clone)]
 pub struct Render {
     chart: PathBuf,
@@ -58,8 +42,14 @@ pub fn chart_dir(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts").join(name)
 }
 
+/// A temporary directory holding one values file per layer.
+struct ValueFiles {
+    dir: tempfile::TempDir,
+    count: usize,
+}
+
 impl Render {
-    /// Renders chart `name` (a directory under `charts/`) as release `release` in `namespace`.
+    /// Chart `name` (a directory under `charts/`) as release `release` in `namespace`.
     pub fn new(name: &str, release: &str, namespace: &str) -> Self {
         Render {
             chart: chart_dir(name),
@@ -81,9 +71,10 @@ impl Render {
         self
     }
 
-    /// Sets one value by dotted path (`--set-json path=value`).
+    /// Sets one value by dotted path (as `--set-json path=value`, through a values file).
     pub fn set(mut self, path: &str, value: Value) -> Self {
-        self.layers.push(values::nested(path, value));
+        let nested = path.rsplit('.').fold(value, |inner, key| serde_json::json!({ key: inner }));
+        self.layers.push(nested);
         self
     }
 
@@ -93,62 +84,109 @@ impl Render {
         self
     }
 
-    /// The Kubernetes version templates see (`.Capabilities.KubeVersion`, `--kube-version`).
+    /// The Kubernetes version `helm template` assumes (`--kube-version`).
     pub fn kube_version(mut self, version: &str) -> Self {
         self.kube_version = version.into();
         self
     }
 
-    /// Renders every template.
-    ///
-    /// # Errors
-    /// See [`RenderError`].
-    pub fn run(&self) -> Result<Manifests, RenderError> {
-        let helm = std::env::var("GHA_CHART_RENDERER").map_or(true, |r| r != "builtin") && helm_available();
-        let documents = if helm { self.run_helm()? } else { builtin::render(self)? };
-        Ok(Manifests(documents))
+    fn value_files(&self) -> Result<ValueFiles, RenderError> {
+        let dir = tempfile::tempdir().map_err(|e| RenderError::Io(e.to_string()))?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            std::fs::write(dir.path().join(format!("values-{i}.json")), layer.to_string())
+                .map_err(|e| RenderError::Io(e.to_string()))?;
+        }
+        Ok(ValueFiles { dir, count: self.layers.len() })
     }
 
-    fn run_helm(&self) -> Result<Vec<(String, Value)>, RenderError> {
-        let dir = std::env::temp_dir().join(format!("gha-charts-{}-{:p}", std::process::id(), self));
-        std::fs::create_dir_all(&dir).map_err(|e| RenderError::Io(e.to_string()))?;
-        let mut command = std::process::Command::new("helm");
-        command.args(["template", &self.release]).arg(&self.chart);
-        command.args(["--namespace", &self.namespace, "--kube-version", &self.kube_version]);
-        for (i, layer) in self.layers.iter().enumerate() {
-            let path = dir.join(format!("values-{i}.json"));
-            std::fs::write(&path, layer.to_string()).map_err(|e| RenderError::Io(e.to_string()))?;
-            command.arg("-f").arg(path);
+    /// `helm <verb> ...` with this chart's values as arguments.
+    fn command(&self, helm: Helm, verb: &[&str], files: &ValueFiles) -> Result<Command, RenderError> {
+        let mut command = Command::new(helm.binary().map_err(|e| RenderError::Io(e.to_string()))?);
+        command.args(verb).arg(&self.chart).args(["--namespace", &self.namespace]);
+        for i in 0..files.count {
+            command.arg("-f").arg(files.dir.path().join(format!("values-{i}.json")));
         }
         for (path, file) in &self.files {
             command.arg("--set-file").arg(format!("{path}={}", file.display()));
         }
-        let output = command.output().map_err(|e| RenderError::Io(format!("helm: {e}")))?;
-        let _ = std::fs::remove_dir_all(&dir);
-        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        if !output.status.success() {
-            return Err(if stderr.contains("schema") {
-                RenderError::Schema(stderr)
-            } else {
-                RenderError::Template { file: "(helm)".into(), message: stderr }
-            });
-        }
-        let text = String::from_utf8_lossy(&output.stdout).into_owned();
-        let mut documents = Vec::new();
-        for document in text.split("\n---") {
-            let file = document.lines().find_map(|l| l.strip_prefix("# Source: ")).unwrap_or("(helm)").to_string();
-            let value: Value = serde_yaml::from_str(document)
-                .map_err(|e| RenderError::Yaml { file: file.clone(), message: e.to_string() })?;
-            if !value.is_null() {
-                documents.push((file, value));
-            }
-        }
-        Ok(documents)
+        // helm keeps caches and repository config under HOME; tests must not depend on a user's setup.
+        command.env("HELM_CACHE_HOME", files.dir.path().join("cache"));
+        command.env("HELM_CONFIG_HOME", files.dir.path().join("config"));
+        command.env("HELM_DATA_HOME", files.dir.path().join("data"));
+        Ok(command)
     }
-}
 
-fn helm_available() -> bool {
-    std::process::Command::new("helm").arg("version").output().is_ok_and(|o| o.status.success())
+    fn output(mut command: Command) -> Result<String, RenderError> {
+        let output = command.output().map_err(|e| RenderError::Io(format!("helm: {e}")))?;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        if output.status.success() {
+            return Ok(stdout);
+        }
+        let message = format!("{}{stdout}", String::from_utf8_lossy(&output.stderr));
+        Err(if message.contains("values don't meet the specifications of the schema") {
+            RenderError::Schema(message)
+        } else {
+            RenderError::Helm(message)
+        })
+    }
+
+    /// `helm template` with one helm version.
+    ///
+    /// # Errors
+    /// See [`RenderError`].
+    pub fn template_with(&self, helm: Helm) -> Result<String, RenderError> {
+        let files = self.value_files()?;
+        let release = self.release.as_str();
+        let mut command = self.command(helm, &["template", release], &files)?;
+        command.args(["--kube-version", &self.kube_version]);
+        Self::output(command)
+    }
+
+    /// Renders every template with helm 3 and helm 4; both must give the same text (or both fail; helm 3's
+    /// error is returned).
+    ///
+    /// # Errors
+    /// See [`RenderError`].
+    pub fn run(&self) -> Result<Manifests, RenderError> {
+        let (three, four) = (self.template_with(Helm::V3), self.template_with(Helm::V4));
+        match (three, four) {
+            (Ok(three), Ok(four)) if three == four => Manifests::parse(&three),
+            (Ok(_), Ok(_)) => Err(RenderError::Io("helm 3 and helm 4 rendered different manifests".into())),
+            (Err(e), Err(_)) => Err(e),
+            (three, four) => Err(RenderError::Io(format!("helm 3 and helm 4 disagree: {three:?} / {four:?}"))),
+        }
+    }
+
+    /// `helm lint --strict` with one helm version.
+    ///
+    /// # Errors
+    /// Lint's findings.
+    pub fn lint(&self, helm: Helm) -> Result<(), RenderError> {
+        let files = self.value_files()?;
+        let command = self.command(helm, &["lint", "--strict"], &files)?;
+        Self::output(command).map(drop)
+    }
+
+    /// `helm install --create-namespace` into the cluster of `kubeconfig`; the release's manifests.
+    ///
+    /// # Errors
+    /// helm's or the API server's refusal.
+    pub fn install(&self, helm: Helm, kubeconfig: &Path) -> Result<(), RenderError> {
+        let files = self.value_files()?;
+        let mut command = self.command(helm, &["install", &self.release], &files)?;
+        command.arg("--create-namespace").arg("--kubeconfig").arg(kubeconfig);
+        Self::output(command).map(drop)
+    }
+
+    /// `helm uninstall` of this release (with `--wait`-free semantics: objects get their deletion timestamps).
+    ///
+    /// # Errors
+    /// helm's or the API server's refusal.
+    pub fn uninstall(&self, helm: Helm, kubeconfig: &Path) -> Result<(), RenderError> {
+        let mut command = Command::new(helm.binary().map_err(|e| RenderError::Io(e.to_string()))?);
+        command.args(["uninstall", &self.release, "--namespace", &self.namespace, "--kubeconfig"]).arg(kubeconfig);
+        Self::output(command).map(drop)
+    }
 }
 
 /// The rendered objects, each with the template it came from.
@@ -156,6 +194,23 @@ fn helm_available() -> bool {
 pub struct Manifests(pub Vec<(String, Value)>);
 
 impl Manifests {
+    /// Splits `helm template` output into objects.
+    ///
+    /// # Errors
+    /// [`RenderError::Yaml`] for a document that is not YAML.
+    pub fn parse(text: &str) -> Result<Manifests, RenderError> {
+        let mut documents = Vec::new();
+        for document in text.split("\n---") {
+            let file = document.lines().find_map(|l| l.strip_prefix("# Source: ")).unwrap_or("(helm)").to_string();
+            let value: Value =
+                serde_yaml::from_str(document).map_err(|e| RenderError::Yaml(format!("{file}: {e}")))?;
+            if !value.is_null() {
+                documents.push((file, value));
+            }
+        }
+        Ok(Manifests(documents))
+    }
+
     /// Every object of `kind`.
     pub fn of_kind(&self, kind: &str) -> Vec<&Value> {
         self.0.iter().map(|(_, v)| v).filter(|v| v["kind"] == kind).collect()
