@@ -150,8 +150,24 @@ startupProbe:
 {{- end }}
 
 {{/* The runner container: the user's, with what the container mode and TLS need added unless the user already
-set the same env var or volume mount. Called with (dict "container" C "root" $). */}}
+set the same env var or volume mount. Called with (dict "container" C "root" $). A list that ends up empty is left
+out: `env: null` is refused by the API server's schema validation. */}}
 {{- define "gha-autoscaler-scale-set.runnerContainer" -}}
+{{ toYaml (omit .container "env" "volumeMounts") }}
+{{- $env := include "gha-autoscaler-scale-set.runnerEnv" . }}
+{{- if $env }}
+env:
+{{- $env }}
+{{- end }}
+{{- $mounts := include "gha-autoscaler-scale-set.runnerVolumeMounts" . }}
+{{- if $mounts }}
+volumeMounts:
+{{- $mounts }}
+{{- end }}
+{{- end }}
+
+{{/* The runner container's env entries (list items, or nothing). */}}
+{{- define "gha-autoscaler-scale-set.runnerEnv" -}}
 {{- $c := .container }}
 {{- $root := .root }}
 {{- $mode := include "gha-autoscaler-scale-set.mode" $root }}
@@ -159,8 +175,6 @@ set the same env var or volume mount. Called with (dict "container" C "root" $).
 {{- $mounts := include "gha-autoscaler-scale-set.names" ($c.volumeMounts | default (list)) }}
 {{- $tls := $root.Values.githubServerTLS | default (dict) }}
 {{- $tlsKey := dig "certificateFrom" "configMapKeyRef" "key" "" $tls }}
-{{ toYaml (omit $c "env" "volumeMounts") }}
-env:
   {{- with $c.env }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
@@ -204,7 +218,17 @@ env:
     value: "1"
   {{- end }}
   {{- end }}
-volumeMounts:
+{{- end }}
+
+{{/* The runner container's volume mounts (list items, or nothing). */}}
+{{- define "gha-autoscaler-scale-set.runnerVolumeMounts" -}}
+{{- $c := .container }}
+{{- $root := .root }}
+{{- $mode := include "gha-autoscaler-scale-set.mode" $root }}
+{{- $env := include "gha-autoscaler-scale-set.names" ($c.env | default (list)) }}
+{{- $mounts := include "gha-autoscaler-scale-set.names" ($c.volumeMounts | default (list)) }}
+{{- $tls := $root.Values.githubServerTLS | default (dict) }}
+{{- $tlsKey := dig "certificateFrom" "configMapKeyRef" "key" "" $tls }}
   {{- with $c.volumeMounts }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
@@ -221,6 +245,45 @@ volumeMounts:
     mountPath: {{ printf "%s/%s" (trimSuffix "/" $tls.runnerMountPath) $tlsKey | quote }}
     subPath: {{ $tlsKey }}
   {{- end }}
+{{- end }}
+
+{{/* The runner pod's volumes (list items, or nothing): the user's, plus what the container mode and TLS mount.
+kubernetes-novolume adds no work volume, but the TLS certificate is still mounted from its volume. */}}
+{{- define "gha-autoscaler-scale-set.runnerVolumes" -}}
+{{- $mode := include "gha-autoscaler-scale-set.mode" . }}
+{{- $spec := .Values.template.spec | default (dict) }}
+{{- $userVolumes := include "gha-autoscaler-scale-set.names" ($spec.volumes | default (list)) }}
+{{- $tls := .Values.githubServerTLS | default (dict) }}
+        {{- with $spec.volumes }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+        {{- if and (eq $mode "dind") (not (contains ",work," $userVolumes)) }}
+        - name: work
+          emptyDir: {}
+        {{- end }}
+        {{- if and (eq $mode "dind") (not (contains ",dind-sock," $userVolumes)) }}
+        - name: dind-sock
+          emptyDir: {}
+        {{- end }}
+        {{- if and (eq $mode "dind") (not (contains ",dind-externals," $userVolumes)) }}
+        - name: dind-externals
+          emptyDir: {}
+        {{- end }}
+        {{- if and (eq $mode "kubernetes") (not (contains ",work," $userVolumes)) }}
+        - name: work
+          ephemeral:
+            volumeClaimTemplate:
+              spec:
+                {{- toYaml (required "containerMode.kubernetesModeWorkVolumeClaim is required in kubernetes mode" .Values.containerMode.kubernetesModeWorkVolumeClaim) | nindent 16 }}
+        {{- end }}
+        {{- if and $tls.runnerMountPath (not (contains ",github-server-tls-cert," $userVolumes)) }}
+        - name: github-server-tls-cert
+          configMap:
+            name: {{ $tls.certificateFrom.configMapKeyRef.name }}
+            items:
+              - key: {{ $tls.certificateFrom.configMapKeyRef.key }}
+                path: {{ $tls.certificateFrom.configMapKeyRef.key }}
+        {{- end }}
 {{- end }}
 
 {{/* The policy as AutoscalingRunnerSet.spec.policy. */}}

@@ -195,7 +195,7 @@ volumeMounts: [{name: extra, mountPath: /extra}]
 #[test]
 fn an_external_service_account_must_be_named() {
     let err = render().set("serviceAccount", json!({"create": false})).run().unwrap_err();
-    assert!(matches!(&err, RenderError::Template { message, .. } if message.contains("serviceAccount.name")), "{err}");
+    assert!(matches!(&err, RenderError::Helm(message) if message.contains("serviceAccount.name")), "{err}");
     let manifests = render().set("serviceAccount", json!({"create": false, "name": "mine"})).run().unwrap();
     assert!(manifests.of_kind("ServiceAccount").is_empty());
     assert_eq!(

@@ -45,7 +45,7 @@ fn schema_error(render: Render) -> String {
 
 fn template_error(render: Render) -> String {
     match render.run() {
-        Err(RenderError::Template { message, .. }) => message,
+        Err(RenderError::Helm(message)) => message,
         other => panic!("expected a template error, got {other:?}"),
     }
 }
@@ -251,6 +251,20 @@ fn kubernetes_modes_render_hooks_a_work_volume_and_the_hook_role() {
     assert_eq!(env(&container, "ACTIONS_RUNNER_IMAGE"), [Some("ghcr.io/actions/actions-runner:latest".to_string())]);
     let role = novolume.find("Role", "arc-runner-set-gha-rs-kube-mode").unwrap();
     assert!(!role.to_string().contains("\"jobs\""), "no jobs in novolume mode");
+
+    // No work volume, but a mounted TLS certificate still needs its volume, or every runner pod is refused.
+    let tls = render()
+        .set("containerMode", json!({"type": "kubernetes-novolume"}))
+        .set(
+            "githubServerTLS",
+            json!({"certificateFrom": {"configMapKeyRef": {"name": "ca", "key": "ca.crt"}}, "runnerMountPath": "/certs"}),
+        )
+        .run()
+        .unwrap();
+    let spec = pod_spec(&tls);
+    assert_eq!(volume_names(&spec), ["github-server-tls-cert"]);
+    let mounts: Vec<String> = runner(&spec).volume_mounts.iter().flatten().map(|m| m.name.clone()).collect();
+    assert_eq!(mounts, ["github-server-tls-cert"]);
 }
 
 #[test]

@@ -5,6 +5,7 @@
 mod autoscaling_listener;
 mod autoscaling_runner_set;
 mod common;
+mod descriptions;
 mod ephemeral_runner;
 mod ephemeral_runner_set;
 mod policy;
@@ -19,9 +20,13 @@ pub use policy::*;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-/// The four CRDs.
+/// The four CRDs (pod specs inside them without Kubernetes' descriptions, so each applies with plain
+/// `kubectl apply`).
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![AutoscalingRunnerSet::crd(), EphemeralRunnerSet::crd(), EphemeralRunner::crd(), AutoscalingListener::crd()]
+    [AutoscalingRunnerSet::crd(), EphemeralRunnerSet::crd(), EphemeralRunner::crd(), AutoscalingListener::crd()]
+        .into_iter()
+        .map(descriptions::without_pod_spec_descriptions)
+        .collect()
 }
 
 /// The CRDs as one multi-document YAML stream (what `gha-autoscaler crds` prints).

@@ -60,6 +60,7 @@ pub struct PolicySpecCr {
     pub source: PolicySourceSpec,
     /// Free-form config handed to the policy's `configure`.
     #[schemars(schema_with = "free_json")]
+    #[serde(default)]
     pub config: Option<serde_json::Value>,
     /// `Fallback` (ARC's formula; default), `HoldLast` or `Fail`.
     pub failure_policy: Option<String>,
@@ -78,5 +79,6 @@ pub struct PolicyShadowSpec {
     pub source: PolicySourceSpec,
     /// Its config.
     #[schemars(schema_with = "free_json")]
+    #[serde(default)]
     pub config: Option<serde_json::Value>,
 }

@@ -174,8 +174,9 @@ impl RealKube {
             if self.apiserver.exited() {
                 break;
             }
-            let request = http_get("/readyz");
-            if matches!(client.request_text(request).await.as_deref(), Ok("ok")) {
+            // Ready, and the bootstrap controller has made the `default` namespace.
+            let ready = matches!(client.request_text(http_get("/readyz")).await.as_deref(), Ok("ok"));
+            if ready && client.request_text(http_get("/api/v1/namespaces/default")).await.is_ok() {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
