@@ -267,8 +267,8 @@ async fn a_listener_racing_ahead_never_over_scales() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conflicts_and_a_controller_restart_mid_scale_converge() {
     let mut w = world(true).await;
-    w.sandbox.kube.fail_writes("ephemeralrunners", 5, 409);
-    w.sandbox.kube.fail_writes("pods", 3, 409);
+    w.sandbox.backend.mem().expect("in-memory API").fail_writes("ephemeralrunners", 5, 409);
+    w.sandbox.backend.mem().expect("in-memory API").fail_writes("pods", 3, 409);
     w.scale(12, 1).await;
     tokio::time::sleep(Duration::from_millis(150)).await;
     w.sandbox.restart_controller().await.unwrap();
@@ -291,7 +291,7 @@ async fn quota_and_invalid_pods_are_reported_not_retried_blindly() {
     .await;
     // A namespace quota refuses the pod: the runner waits (reason QuotaExceeded), it does not fail, and gets its
     // pod once the quota allows.
-    w.sandbox.kube.fail_writes("pods", 2, 403);
+    w.sandbox.backend.mem().expect("in-memory API").fail_writes("pods", 2, 403);
     w.scale(1, 1).await;
     eventually("QuotaExceeded", TIMEOUT, || async {
         let runners = w.runner_list().await;
@@ -309,7 +309,7 @@ async fn quota_and_invalid_pods_are_reported_not_retried_blindly() {
 
     // A pod the API rejects as invalid: the runner is marked Failed (InvalidPod), removed from GitHub, and the set
     // deletes it so it does not hold capacity.
-    w.sandbox.kube.fail_writes("pods", 1, 422);
+    w.sandbox.backend.mem().expect("in-memory API").fail_writes("pods", 1, 422);
     w.scale(2, 2).await;
     eventually("the invalid runner marked and then deleted", TIMEOUT, || async {
         let events: Api<k8s_openapi::api::events::v1::Event> =

@@ -64,7 +64,7 @@ async fn controller_rss(sets: usize, per_set: usize) -> Rss {
         Sandbox::start(SandboxOptions { in_process_controller: false, ..SandboxOptions::default() }).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, sandbox.kube.kubeconfig()).unwrap();
+    std::fs::write(&kubeconfig, sandbox.backend.kubeconfig()).unwrap();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_gha-autoscaler"))
         .args(["controller", "--log-level", "warn", "--metrics-addr", "0", "--health-probe-bind-address", "0"])
         .args(["--controller-namespace", CONTROLLER_NAMESPACE, "--k8s-client-rate-limiter-qps", "0"])

@@ -37,7 +37,9 @@ async fn main() {
         let at = format!("{} ({} jobs completed)", label(i), point.completed);
         gha_bench::figure(&format!("soak: RSS of the process tree at {at}"), point.rss_mib, "MiB", None);
         gha_bench::figure(&format!("soak: open sessions at {at}"), point.sessions as f64, "", Some("1"));
-        gha_bench::figure(&format!("soak: open watches at {at}"), point.watches as f64, "", None);
+        if let Some(watches) = point.watches {
+            gha_bench::figure(&format!("soak: open watches at {at}"), watches as f64, "", None);
+        }
         gha_bench::figure(&format!("soak: runtime tasks at {at}"), point.tasks as f64, "", None);
     }
     if let (Some(first), Some(last)) = (report.checkpoints.first(), report.checkpoints.last()) {

@@ -1,7 +1,7 @@
 //! The fault suite: each scenario runs the whole product (real controller, real `gha-autoscaler listener`
 //! processes, fake Actions service, in-memory API, simulated kubelet), breaks something during a burst of jobs,
 //! and then checks the same invariants: no job lost, no busy runner removed, no runner leaked, and the scale set
-//! back at its minimum.
+//! back at its minimum. The controller-restart and watch-cut scenarios also run on a real kube-apiserver.
 //!
 //! Scenarios run one at a time (they kill processes and share two cores).
 
@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use gha_actions_fake::{Fault, JobState};
 use gha_crds::{AutoscalingRunnerSet, EphemeralRunner, EphemeralRunnerSet, PolicySourceSpec, PolicySpecCr};
-use gha_sandbox::{CONTROLLER_NAMESPACE, RUNNER_NAMESPACE, Sandbox, SandboxOptions, ensure, eventually, job};
+use gha_sandbox::{
+    BackendKind, CONTROLLER_NAMESPACE, RUNNER_NAMESPACE, Sandbox, SandboxOptions, ensure, eventually, job,
+};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -119,8 +121,21 @@ async fn scenario(
     tweak: impl FnOnce(&mut SandboxOptions),
     policy: Option<PolicySpecCr>,
 ) -> (tokio::sync::MutexGuard<'static, ()>, Sandbox) {
+    scenario_on(BackendKind::Mem, tweak, policy).await
+}
+
+/// [`scenario`] on a chosen Kubernetes API.
+async fn scenario_on(
+    backend: BackendKind,
+    tweak: impl FnOnce(&mut SandboxOptions),
+    policy: Option<PolicySpecCr>,
+) -> (tokio::sync::MutexGuard<'static, ()>, Sandbox) {
     let serial = SERIAL.lock().await;
-    let sandbox = sandbox(tweak).await;
+    let sandbox = sandbox(|options| {
+        options.backend = backend;
+        tweak(options);
+    })
+    .await;
     scale_set(&sandbox, 1, 10, policy).await;
     (serial, sandbox)
 }
@@ -196,14 +211,28 @@ async fn an_actions_service_outage_of_5xx_429_and_timeouts_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubernetes_write_conflicts_server_errors_and_cut_watches_lose_nothing() {
-    let (_serial, sandbox) = scenario(|_| {}, None).await;
+    let (_serial, mut sandbox) = scenario(|_| {}, None).await;
     burst(&sandbox, 8, 2_000);
     for round in 0..10 {
         let (plural, code) =
             [("ephemeralrunners", 409), ("pods", 500), ("secrets", 409), ("ephemeralrunnersets", 500)][round % 4];
-        sandbox.kube.fail_writes(plural, 3, code);
-        sandbox.kube.cut_watches();
+        sandbox.backend.mem().expect("the in-memory API injects faults").fail_writes(plural, 3, code);
+        sandbox.backend.cut_watches().await.unwrap();
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    settled(&sandbox, 1).await;
+    sandbox.stop().await;
+}
+
+/// The API server restarted three times during a burst (every watch and connection cut, requests refused while
+/// it is down): the controller and the listener resume and lose nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_server_restarts_during_a_burst_lose_nothing_on_a_real_api_server() {
+    let (_serial, mut sandbox) = scenario_on(BackendKind::Real, |_| {}, None).await;
+    burst(&sandbox, 8, 2_000);
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        sandbox.backend.cut_watches().await.unwrap();
     }
     settled(&sandbox, 1).await;
     sandbox.stop().await;
@@ -211,7 +240,16 @@ async fn kubernetes_write_conflicts_server_errors_and_cut_watches_lose_nothing()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controller_restarts_during_scale_up_scale_down_and_deletion_lose_nothing() {
-    let (_serial, mut sandbox) = scenario(|_| {}, None).await;
+    controller_restarts_lose_nothing(BackendKind::Mem).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_restarts_during_scale_up_scale_down_and_deletion_lose_nothing_on_a_real_api_server() {
+    controller_restarts_lose_nothing(BackendKind::Real).await;
+}
+
+async fn controller_restarts_lose_nothing(backend: BackendKind) {
+    let (_serial, mut sandbox) = scenario_on(backend, |_| {}, None).await;
     let sets: Api<EphemeralRunnerSet> = Api::namespaced(sandbox.client.clone(), RUNNER_NAMESPACE);
 
     // Scale-up: restart as soon as the listener asked for more runners.

@@ -404,6 +404,12 @@ impl Store {
                 object["metadata"]["generation"] = generation.into();
             }
         }
+        self.commit(rt, namespace, name, object)
+    }
+
+    /// Stores a validated new version of an object: a new resourceVersion, the event, and removal when it was
+    /// being deleted and has no finalizers left.
+    fn commit(&mut self, rt: &ResourceType, namespace: &str, name: &str, mut object: Value) -> Result<Value, ApiError> {
         self.stamp(rt, &mut object);
         let key = (namespace.to_string(), name.to_string());
         let deleting = object["metadata"]["deletionTimestamp"].is_string();
@@ -421,6 +427,23 @@ impl Store {
         }
         self.emit(rt, namespace, EventType::Modified, shared.clone());
         Ok(Value::clone(&shared))
+    }
+
+    /// Binds a pod to `node` (the `binding` subresource; the only way to set `spec.nodeName` on a pod).
+    ///
+    /// # Errors
+    /// NotFound; Conflict when the pod is already bound; Invalid without a node name.
+    pub fn bind_pod(&mut self, namespace: &str, name: &str, node: &str) -> Result<Value, ApiError> {
+        let rt = self.resolve("", "v1", "pods").ok_or_else(|| ApiError::NotFound("pods".into()))?;
+        let mut pod = self.get(&rt, namespace, name)?;
+        if node.is_empty() {
+            return Err(ApiError::Invalid("target.name: Required value".into()));
+        }
+        if let Some(bound) = pod["spec"]["nodeName"].as_str() {
+            return Err(ApiError::Conflict(format!("pod {name} is already assigned to node \"{bound}\"")));
+        }
+        pod["spec"]["nodeName"] = node.into();
+        self.commit(&rt, namespace, name, pod)
     }
 
     /// Deletes an object: with finalizers it only gets a deletionTimestamp; without, it goes, and so do the

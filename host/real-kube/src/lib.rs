@@ -13,8 +13,8 @@ mod tools;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
-use kube::api::ListParams;
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 
@@ -162,8 +162,7 @@ impl RealKube {
                 ],
                 &path,
             )?);
-            // The token controller answering for the `default` ServiceAccount shows the manager works.
-            cluster.service_account_token("default", "default").await?;
+            cluster.wait_for_controller_manager().await?;
         }
         Ok(cluster)
     }
@@ -226,16 +225,37 @@ impl RealKube {
         Ok(path)
     }
 
+    /// Client settings authenticating with `token`.
+    ///
+    /// # Errors
+    /// The settings cannot be built.
+    pub async fn config_with_token(&self, token: &str) -> Result<kube::Config, Error> {
+        let kubeconfig = Kubeconfig::from_yaml(&self.kubeconfig_with_token(token))
+            .map_err(|e| Error::Io(format!("kubeconfig: {e}")))?;
+        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .map_err(|e| Error::Io(format!("kubeconfig: {e}")))
+    }
+
     /// A client authenticating with `token`.
     ///
     /// # Errors
     /// The client cannot be built.
     pub async fn client_with_token(&self, token: &str) -> Result<Client, Error> {
-        let kubeconfig = Kubeconfig::from_yaml(&self.kubeconfig_with_token(token)).map_err(|e| Error::Io(format!("kubeconfig: {e}")))?;
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-            .await
-            .map_err(|e| Error::Io(format!("kubeconfig: {e}")))?;
-        Ok(Client::try_from(config)?)
+        Ok(Client::try_from(self.config_with_token(token).await?)?)
+    }
+
+    /// Client settings of the admin (`system:masters`).
+    ///
+    /// # Errors
+    /// The settings cannot be built.
+    pub async fn admin_config(&self) -> Result<kube::Config, Error> {
+        self.config_with_token(ADMIN_TOKEN).await
+    }
+
+    /// The CA certificate's file.
+    pub fn ca_file(&self) -> &Path {
+        &self.ca_file
     }
 
     /// A client of the admin (`system:masters`).
@@ -246,29 +266,27 @@ impl RealKube {
         self.client_with_token(ADMIN_TOKEN).await
     }
 
-    /// The token of ServiceAccount `namespace/name`, from the Secret kube-controller-manager makes for it (waits
-    /// up to a minute for it).
+    /// A token of ServiceAccount `namespace/name`, from the TokenRequest API (as a kubelet gets one for a pod).
     ///
     /// # Errors
-    /// No token appears (is the controller manager running? does the ServiceAccount exist?).
+    /// The ServiceAccount does not exist.
     pub async fn service_account_token(&self, namespace: &str, name: &str) -> Result<String, Error> {
-        let secrets: Api<Secret> = Api::namespaced(self.admin_client().await?, namespace);
-        let by_type = ListParams::default().fields("type=kubernetes.io/service-account-token");
+        let accounts: Api<ServiceAccount> = Api::namespaced(self.admin_client().await?, namespace);
+        let request = accounts.create_token_request(name, &Default::default(), &TokenRequest::default()).await?;
+        Ok(request.status.map(|s| s.token).unwrap_or_default())
+    }
+
+    async fn wait_for_controller_manager(&mut self) -> Result<(), Error> {
+        // The ServiceAccount controller making `default/default` shows the manager works.
+        let accounts: Api<ServiceAccount> = Api::namespaced(self.admin_client().await?, "default");
         for _ in 0..600 {
-            let list = secrets.list(&by_type).await?;
-            let token = list.items.iter().find_map(|secret| {
-                let annotations = secret.metadata.annotations.as_ref()?;
-                (annotations.get("kubernetes.io/service-account.name")? == name)
-                    .then(|| secret.data.as_ref()?.get("token").cloned())
-                    .flatten()
-            });
-            if let Some(token) = token {
-                return Ok(String::from_utf8_lossy(&token.0).into_owned());
+            if accounts.get_opt("default").await?.is_some() {
+                return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let log = self.controller_manager.as_ref().map_or("(no controller manager)".into(), Server::log_tail);
-        Err(Error::NotReady { what: format!("token of ServiceAccount {namespace}/{name}"), log })
+        let log = self.controller_manager.as_ref().map_or(String::new(), Server::log_tail);
+        Err(Error::NotReady { what: "kube-controller-manager".into(), log })
     }
 
     /// A client acting as ServiceAccount `namespace/name` (creating the ServiceAccount when it does not exist).

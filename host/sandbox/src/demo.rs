@@ -151,8 +151,8 @@ pub struct Checkpoint {
     pub rss_mib: f64,
     /// Message sessions open on the Actions service.
     pub sessions: usize,
-    /// Watches the Kubernetes API is serving.
-    pub watches: usize,
+    /// Watches the Kubernetes API is serving (known on the in-memory API only).
+    pub watches: Option<usize>,
     /// Tasks alive in this process's runtime (controller, servers, kubelet).
     pub tasks: usize,
 }
@@ -163,7 +163,7 @@ fn checkpoint(sandbox: &Sandbox) -> Checkpoint {
         completed,
         rss_mib: process_tree_rss(),
         sessions: sandbox.fake.with_state(|s| s.sessions().len()),
-        watches: sandbox.kube.with_store(|s| s.open_watches()),
+        watches: sandbox.backend.mem().map(|kube| kube.with_store(|s| s.open_watches())),
         tasks: tokio::runtime::Handle::current().metrics().num_alive_tasks(),
     }
 }

@@ -3,7 +3,10 @@
 //! `gha-autoscaler listener` processes. `demo`, the end-to-end tests and the benchmarks start one of these.
 #![deny(missing_docs)]
 
+mod backend;
 pub mod demo;
+
+pub use backend::{Backend, BackendKind, Identity};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -14,10 +17,8 @@ use anyhow::Context as _;
 use gha_actions_fake::{FakeActions, FakeOptions, JobSpec};
 use gha_controller::{Context, ControllerOptions};
 use gha_crds::{AutoscalingRunnerSet, AutoscalingRunnerSetSpec, PolicySpecCr};
-use gha_mem_kube::{MemKube, MemKubeOptions};
 use gha_sim_kubelet::{KubeletOptions, SimulatedKubelet};
 use k8s_openapi::api::core::v1::{Container, EnvVar, Namespace, PodSpec, PodTemplateSpec, Secret};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::PostParams;
 use kube::{Api, Client};
@@ -54,6 +55,10 @@ pub struct SandboxOptions {
     pub listener_log_level: String,
     /// Controller flags (namespace and listener API URL are filled in).
     pub controller: ControllerOptions,
+    /// The Kubernetes API to run on.
+    pub backend: BackendKind,
+    /// Who the in-process controller manager is.
+    pub controller_identity: Identity,
 }
 
 impl Default for SandboxOptions {
@@ -72,6 +77,8 @@ impl Default for SandboxOptions {
                 sync_period: Duration::from_secs(5),
                 ..ControllerOptions::default()
             },
+            backend: BackendKind::Mem,
+            controller_identity: Identity::Admin,
         }
     }
 }
@@ -80,32 +87,41 @@ impl Default for SandboxOptions {
 pub struct Sandbox {
     /// The fake Actions service.
     pub fake: FakeActions,
-    /// The in-memory Kubernetes API.
-    pub kube: MemKube,
-    /// A client of it (not rate limited).
+    /// The Kubernetes API.
+    pub backend: Backend,
+    /// An admin client of it (not rate limited).
     pub client: Client,
     /// The simulated kubelet (fault injection).
     pub kubelet: Arc<SimulatedKubelet>,
-    /// The controllers' shared context (metrics, policies).
-    pub context: Arc<Context>,
+    /// The in-process controllers' shared context (metrics, policies), while they run here.
+    pub context: Option<Arc<Context>>,
     controller_options: ControllerOptions,
+    controller_identity: Identity,
     listener_log_level: String,
     stop: watch::Sender<bool>,
-    controller: tokio::task::JoinHandle<()>,
+    controller: Option<tokio::task::JoinHandle<()>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
-/// Starts the controller manager; its stop switch and task.
+/// A controller manager running in this process: its context, stop switch and task.
+struct RunningController {
+    context: Arc<Context>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts the controller manager as `identity`.
 async fn start_controller(
-    kube: &MemKube,
+    backend: &Backend,
+    identity: &Identity,
     options: ControllerOptions,
-) -> anyhow::Result<(Arc<Context>, watch::Sender<bool>, tokio::task::JoinHandle<()>)> {
-    let config = kube::Config::new(kube.url().parse().context("API URL")?);
+) -> anyhow::Result<RunningController> {
+    let config = backend.config(identity).await?;
     let client = gha_controller::rate_limit::client(config, options.kube_qps, options.kube_burst)?;
     let context = gha_controller::manager::context(client, options).await?;
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(gha_controller::manager::run_controllers(context.clone(), stopped));
-    Ok((context, stop, task))
+    Ok(RunningController { context, stop, task })
 }
 
 impl Sandbox {
@@ -121,12 +137,9 @@ impl Sandbox {
         let fake = FakeActions::start(FakeOptions { long_poll_hold: options.long_poll_hold, ..FakeOptions::default() })
             .await
             .context("starting the fake Actions service")?;
-        let kube = MemKube::start(MemKubeOptions::default()).await.context("starting the in-memory Kubernetes API")?;
-        let client = Client::try_from(kube::Config::new(kube.url().parse().context("API URL")?))?;
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        for crd in gha_crds::all() {
-            crds.create(&PostParams::default(), &crd).await.context("installing the CRDs")?;
-        }
+        let backend = Backend::start(options.backend).await?;
+        let client = backend.admin_client().await?;
+        backend.install_crds(&client).await?;
         let namespaces: Api<Namespace> = Api::all(client.clone());
         for name in [CONTROLLER_NAMESPACE, RUNNER_NAMESPACE] {
             let namespace = Namespace {
@@ -145,13 +158,13 @@ impl Sandbox {
 
         let mut controller = options.controller.clone();
         controller.controller_namespace = CONTROLLER_NAMESPACE.into();
-        controller.listener_kubernetes_api_url = Some(kube.url());
+        controller.listener_kubernetes_api_url = backend.listener_api_url();
         controller.listener_entrypoint = "gha-autoscaler".into();
-        let (context, stop, controller_task) = start_controller(&kube, controller.clone()).await?;
-        if !options.in_process_controller {
-            let _ = stop.send(true);
-            controller_task.abort();
-        }
+        let running = if options.in_process_controller {
+            Some(start_controller(&backend, &options.controller_identity, controller.clone()).await?)
+        } else {
+            None
+        };
         let mut tasks = Vec::new();
 
         let binaries: HashMap<String, PathBuf> =
@@ -163,19 +176,25 @@ impl Sandbox {
                 start_delay: options.pod_start_delay,
                 time_scale: options.time_scale,
                 binaries,
+                service_accounts: backend.service_accounts(),
                 ..KubeletOptions::default()
             },
         );
         if options.kubelet {
             tasks.push(tokio::spawn(kubelet.clone().run()));
         }
+        let (context, stop, controller_task) = match running {
+            Some(RunningController { context, stop, task }) => (Some(context), stop, Some(task)),
+            None => (None, watch::channel(false).0, None),
+        };
         Ok(Sandbox {
             fake,
-            kube,
+            backend,
             client,
             kubelet,
             context,
             controller_options: controller,
+            controller_identity: options.controller_identity.clone(),
             listener_log_level: options.listener_log_level.clone(),
             stop,
             controller: controller_task,
@@ -183,16 +202,29 @@ impl Sandbox {
         })
     }
 
-    /// Stops the controller manager and starts a fresh one (nothing carried over but the cluster's state).
+    /// Stops the controller manager (if one runs here) and starts a fresh one (nothing carried over but the
+    /// cluster's state).
     ///
     /// # Errors
     /// The new manager cannot start.
     pub async fn restart_controller(&mut self) -> anyhow::Result<()> {
+        let identity = self.controller_identity.clone();
+        self.restart_controller_as(identity).await
+    }
+
+    /// Like [`Sandbox::restart_controller`], acting as `identity` from now on.
+    ///
+    /// # Errors
+    /// The new manager cannot start.
+    pub async fn restart_controller_as(&mut self, identity: Identity) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
-        self.controller.abort();
-        let _ = (&mut self.controller).await;
-        let (context, stop, task) = start_controller(&self.kube, self.controller_options.clone()).await?;
-        (self.context, self.stop, self.controller) = (context, stop, task);
+        if let Some(task) = self.controller.take() {
+            task.abort();
+            let _ = task.await;
+        }
+        let running = start_controller(&self.backend, &identity, self.controller_options.clone()).await?;
+        (self.context, self.stop, self.controller) = (Some(running.context), running.stop, Some(running.task));
+        self.controller_identity = identity;
         Ok(())
     }
 
@@ -252,7 +284,9 @@ impl Sandbox {
     /// Stops the controllers and the kubelet (listener processes are killed with their pods' tasks).
     pub async fn stop(mut self) {
         let _ = self.stop.send(true);
-        self.controller.abort();
+        if let Some(task) = self.controller.take() {
+            task.abort();
+        }
         for task in self.tasks.drain(..) {
             task.abort();
             let _ = task.await;
@@ -263,7 +297,9 @@ impl Sandbox {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
-        self.controller.abort();
+        if let Some(task) = &self.controller {
+            task.abort();
+        }
         for task in &self.tasks {
             task.abort();
         }

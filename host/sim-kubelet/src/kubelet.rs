@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::api::{Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
@@ -31,6 +31,18 @@ pub struct KubeletOptions {
     /// Containers whose command is one of these names run as real local processes (e.g. `gha-autoscaler` →
     /// the built binary, so listener pods run the real listener), with their env and Secret volumes.
     pub binaries: HashMap<String, std::path::PathBuf>,
+    /// How those processes reach the API server as their pod's ServiceAccount (a real cluster); None: they get
+    /// no credentials (the in-memory API needs none).
+    pub service_accounts: Option<ServiceAccountAccess>,
+}
+
+/// The API server as seen from inside a pod.
+#[derive(Debug, Clone)]
+pub struct ServiceAccountAccess {
+    /// The API server's URL.
+    pub server: String,
+    /// The cluster CA certificate (PEM file).
+    pub ca_file: std::path::PathBuf,
 }
 
 impl Default for KubeletOptions {
@@ -42,6 +54,7 @@ impl Default for KubeletOptions {
             time_scale: 1.0,
             jit_env: "ACTIONS_RUNNER_INPUT_JITCONFIG".into(),
             binaries: HashMap::new(),
+            service_accounts: None,
         }
     }
 }
@@ -141,6 +154,7 @@ impl SimulatedKubelet {
                 if let Some(task) = running.remove(&uid) {
                     task.abort();
                 }
+                self.finish_deletion(&pod).await;
                 continue;
             }
             let ours =
@@ -151,6 +165,19 @@ impl SimulatedKubelet {
                 running.insert(uid, tokio::spawn(async move { kubelet.live(pod).await }));
             }
             running.retain(|_, task| !task.is_finished());
+        }
+    }
+
+    /// A bound pod being deleted stays until its kubelet has stopped its containers and deletes it for good
+    /// (grace period 0), as a real kubelet does; unbound pods are gone at once.
+    async fn finish_deletion(&self, pod: &Pod) {
+        if pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) != Some(self.options.node_name.as_str()) {
+            return;
+        }
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &pod.namespace().unwrap_or_default());
+        let params = DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::default() };
+        if let Err(e) = api.delete(&pod.name_any(), &params).await {
+            tracing::debug!(pod = %pod.name_any(), error = %e, "final pod deletion");
         }
     }
 
@@ -199,7 +226,7 @@ impl SimulatedKubelet {
 
     async fn workload(&self, pod: &Pod) -> Workload {
         let Some(spec) = pod.spec.as_ref() else { return Workload::Service };
-        if let Some(process) = crate::process::spec_for(&self.client, pod, &self.options.binaries).await {
+        if let Some(process) = crate::process::spec_for(&self.client, pod, &self.options).await {
             return match process {
                 Ok(process) => Workload::Process(process),
                 Err(why) => Workload::BrokenRunner(why),
@@ -238,9 +265,14 @@ impl SimulatedKubelet {
     async fn live(&self, pod: Pod) {
         let name = pod.name_any();
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &pod.namespace().unwrap_or_default());
-        let bind = json!({"spec": {"nodeName": self.options.node_name}});
+        // Bound through the `binding` subresource, as the scheduler does (a pod's nodeName cannot be patched).
+        let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": self.options.node_name}});
         if pod.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none()
-            && api.patch(&name, &PatchParams::default(), &Patch::Merge(&bind)).await.is_err()
+            && api
+                .create_subresource::<Value, Value>("binding", &name, &PostParams::default(), &binding)
+                .await
+                .is_err()
         {
             return;
         }

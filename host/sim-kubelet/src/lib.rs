@@ -13,5 +13,5 @@ mod process;
 mod runner;
 
 pub use faults::PodFault;
-pub use kubelet::{KubeletOptions, SimulatedKubelet};
+pub use kubelet::{KubeletOptions, ServiceAccountAccess, SimulatedKubelet};
 pub use runner::RunnerOutcome;

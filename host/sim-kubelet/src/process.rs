@@ -2,11 +2,14 @@
 //! resolved (literal or from Secrets), and Secret volumes are written to a private directory whose path replaces
 //! the mount path in env values and arguments. The process is killed when the pod's task is aborted (pod deleted).
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
+use kube::api::PostParams;
 use kube::{Api, Client, ResourceExt};
+
+use crate::kubelet::{KubeletOptions, ServiceAccountAccess};
 
 /// A process to run for a pod.
 pub(crate) struct ProcessSpec {
@@ -50,14 +53,41 @@ async fn secret_data(client: &Client, namespace: &str, name: &str) -> Result<Vec
 pub(crate) async fn spec_for(
     client: &Client,
     pod: &Pod,
-    binaries: &HashMap<String, PathBuf>,
+    options: &KubeletOptions,
 ) -> Option<Result<ProcessSpec, String>> {
     let spec = pod.spec.as_ref()?;
     let container = spec.containers.first()?;
     let command = container.command.clone().unwrap_or_default();
     let name = command.first()?.rsplit('/').next()?.to_string();
-    let program = binaries.get(&name)?.clone();
-    Some(build(client, pod, program, command, container).await)
+    let program = options.binaries.get(&name)?.clone();
+    Some(build(client, pod, program, command, container, options.service_accounts.as_ref()).await)
+}
+
+/// A kubeconfig for the pod's ServiceAccount, with a token from the TokenRequest API (what a kubelet projects
+/// into `/var/run/secrets/kubernetes.io/serviceaccount`); None when the pod opts out of the token.
+async fn service_account_kubeconfig(
+    client: &Client,
+    pod: &Pod,
+    access: &ServiceAccountAccess,
+) -> Result<Option<String>, String> {
+    let spec = pod.spec.as_ref();
+    if spec.and_then(|s| s.automount_service_account_token) == Some(false) {
+        return Ok(None);
+    }
+    let account = spec.and_then(|s| s.service_account_name.clone()).unwrap_or_else(|| "default".into());
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
+    let request = accounts
+        .create_token_request(&account, &PostParams::default(), &TokenRequest::default())
+        .await
+        .map_err(|e| format!("token of ServiceAccount {account}: {e}"))?;
+    let token = request.status.map(|s| s.token).unwrap_or_default();
+    Ok(Some(format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: in-cluster\n  cluster:\n    server: {}\n    \
+         certificate-authority: {}\nusers:\n- name: {account}\n  user:\n    token: {token}\ncontexts:\n- name: \
+         in-cluster\n  context:\n    cluster: in-cluster\n    user: {account}\ncurrent-context: in-cluster\n",
+        access.server,
+        access.ca_file.display()
+    )))
 }
 
 async fn build(
@@ -66,6 +96,7 @@ async fn build(
     program: PathBuf,
     command: Vec<String>,
     container: &k8s_openapi::api::core::v1::Container,
+    service_accounts: Option<&ServiceAccountAccess>,
 ) -> Result<ProcessSpec, String> {
     let namespace = pod.namespace().unwrap_or_default();
     let volumes = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -105,6 +136,13 @@ async fn build(
             (None, None) => String::new(),
         };
         env.push((var.name.clone(), remap(&value)));
+    }
+    if let Some(access) = service_accounts
+        && let Some(kubeconfig) = service_account_kubeconfig(client, pod, access).await?
+    {
+        let path = volumes.path().join("service-account.kubeconfig");
+        std::fs::write(&path, kubeconfig).map_err(|e| e.to_string())?;
+        env.push(("KUBECONFIG".into(), path.display().to_string()));
     }
     let args: Vec<String> = command[1..].iter().chain(container.args.iter().flatten()).map(|a| remap(a)).collect();
     Ok(ProcessSpec { program, args, env, _volumes: volumes })
