@@ -202,8 +202,7 @@ impl Manifests {
         let mut documents = Vec::new();
         for document in text.split("\n---") {
             let file = document.lines().find_map(|l| l.strip_prefix("# Source: ")).unwrap_or("(helm)").to_string();
-            let value: Value =
-                serde_yaml::from_str(document).map_err(|e| RenderError::Yaml(format!("{file}: {e}")))?;
+            let value: Value = serde_yaml::from_str(document).map_err(|e| RenderError::Yaml(format!("{file}: {e}")))?;
             if !value.is_null() {
                 documents.push((file, value));
             }

@@ -66,7 +66,10 @@ async fn every_value_set_installs(helm: Helm) {
         }
     }
     for (name, yaml) in value_sets("controller").into_iter().filter(|(name, _)| name != "defaults") {
-        if let Err(e) = Render::new(CONTROLLER, &format!("c-{name}"), &format!("ctl-{name}")).values(&yaml).install(helm, &kubeconfig) {
+        if let Err(e) = Render::new(CONTROLLER, &format!("c-{name}"), &format!("ctl-{name}"))
+            .values(&yaml)
+            .install(helm, &kubeconfig)
+        {
             failures.push(format!("controller {name}: {e}"));
         }
     }

@@ -8,7 +8,10 @@ use serde_json::Value;
 
 /// An object schema with `containers` and `volumes` is a PodSpec.
 fn is_pod_spec(schema: &serde_json::Map<String, Value>) -> bool {
-    schema.get("properties").and_then(Value::as_object).is_some_and(|p| p.contains_key("containers") && p.contains_key("volumes"))
+    schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .is_some_and(|p| p.contains_key("containers") && p.contains_key("volumes"))
 }
 
 fn strip(node: &mut Value, inside_pod_spec: bool) {

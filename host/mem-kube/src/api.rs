@@ -143,13 +143,18 @@ async fn object(
         .ok_or_else(|| ApiError::NotFound("the server could not find the requested resource".into()))?;
     let namespace = if rt.namespaced { target.namespace.clone() } else { None };
     let ns = namespace.clone().unwrap_or_default();
-    if let (Some("binding"), Some(name), &Method::POST) = (target.subresource.as_deref(), target.name.as_deref(), method)
+    if let (Some("binding"), Some(name), &Method::POST) =
+        (target.subresource.as_deref(), target.name.as_deref(), method)
         && rt.plural == "pods"
     {
         let binding = parse_body(body)?;
         let node = binding["target"]["name"].as_str().unwrap_or_default();
         server.store().bind_pod(&ns, name, node)?;
-        return Ok((StatusCode::CREATED, axum::Json(json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}))).into_response());
+        return Ok((
+            StatusCode::CREATED,
+            axum::Json(json!({"kind": "Status", "apiVersion": "v1", "status": "Success"})),
+        )
+            .into_response());
     }
     let status_only = match target.subresource.as_deref() {
         None => false,

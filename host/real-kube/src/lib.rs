@@ -85,7 +85,8 @@ impl RealKube {
     /// A binary is missing, a server does not come up within a minute (the error holds its log's tail).
     pub async fn start(options: RealKubeOptions) -> Result<RealKube, Error> {
         let (etcd_bin, apiserver_bin) = (tool("etcd")?, tool("kube-apiserver")?);
-        let controller_manager_bin = if options.controller_manager { Some(tool("kube-controller-manager")?) } else { None };
+        let controller_manager_bin =
+            if options.controller_manager { Some(tool("kube-controller-manager")?) } else { None };
         let dir = tempfile::Builder::new().prefix("gha-real-kube-").tempdir().map_err(|e| Error::Io(e.to_string()))?;
         let path = dir.path().to_path_buf();
         let pki = Pki::generate(&path)?;
@@ -311,7 +312,8 @@ impl RealKube {
     /// It does not come back.
     pub async fn restart_apiserver(&mut self) -> Result<(), Error> {
         self.apiserver.stop();
-        self.apiserver = Server::start("kube-apiserver", &tool("kube-apiserver")?, &self.apiserver_args, self.dir.path())?;
+        self.apiserver =
+            Server::start("kube-apiserver", &tool("kube-apiserver")?, &self.apiserver_args, self.dir.path())?;
         self.wait_ready().await
     }
 }

@@ -269,10 +269,7 @@ impl SimulatedKubelet {
         let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
             "target": {"apiVersion": "v1", "kind": "Node", "name": self.options.node_name}});
         if pod.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none()
-            && api
-                .create_subresource::<Value, Value>("binding", &name, &PostParams::default(), &binding)
-                .await
-                .is_err()
+            && api.create_subresource::<Value, Value>("binding", &name, &PostParams::default(), &binding).await.is_err()
         {
             return;
         }

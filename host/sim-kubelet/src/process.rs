@@ -90,6 +90,20 @@ async fn service_account_kubeconfig(
     )))
 }
 
+/// The value of a downward-API `fieldRef` (the fields a kubelet resolves from the pod itself).
+fn downward(pod: &Pod, path: &str) -> String {
+    let spec = pod.spec.as_ref();
+    match path {
+        "metadata.name" => pod.name_any(),
+        "metadata.namespace" => pod.namespace().unwrap_or_default(),
+        "metadata.uid" => pod.uid().unwrap_or_default(),
+        "spec.nodeName" => spec.and_then(|s| s.node_name.clone()).unwrap_or_default(),
+        "spec.serviceAccountName" => spec.and_then(|s| s.service_account_name.clone()).unwrap_or_default(),
+        "status.podIP" => "10.0.0.1".into(),
+        _ => String::new(),
+    }
+}
+
 async fn build(
     client: &Client,
     pod: &Pod,
@@ -126,14 +140,20 @@ async fn build(
     };
     let mut env = Vec::new();
     for var in container.env.iter().flatten() {
-        let value = match (&var.value, var.value_from.as_ref().and_then(|v| v.secret_key_ref.as_ref())) {
-            (Some(value), _) => value.clone(),
-            (None, Some(key_ref)) => {
+        let source = var.value_from.as_ref();
+        let value = match (
+            &var.value,
+            source.and_then(|v| v.secret_key_ref.as_ref()),
+            source.and_then(|v| v.field_ref.as_ref()),
+        ) {
+            (Some(value), _, _) => value.clone(),
+            (None, Some(key_ref), _) => {
                 let data = secret_data(client, &namespace, &key_ref.name).await?;
                 let bytes = data.into_iter().find(|(k, _)| *k == key_ref.key).map(|(_, v)| v).unwrap_or_default();
                 String::from_utf8_lossy(&bytes).into_owned()
             }
-            (None, None) => String::new(),
+            (None, None, Some(field)) => downward(pod, &field.field_path),
+            (None, None, None) => String::new(),
         };
         env.push((var.name.clone(), remap(&value)));
     }
