@@ -208,7 +208,14 @@ async fn object(
             }
             json_ok(store.update(&rt, &ns, name, patched, status_only)?)
         }
-        (Method::DELETE, Some(name)) => json_ok(server.store().delete(&rt, &ns, name)?),
+        (Method::DELETE, Some(name)) => {
+            // DeleteOptions come in the body (kube-rs) or as a query parameter (kubectl --grace-period).
+            let options: Value = if body.is_empty() { Value::Null } else { parse_body(body)? };
+            let grace = options["gracePeriodSeconds"]
+                .as_i64()
+                .or_else(|| params.get("gracePeriodSeconds").and_then(|g| g.parse().ok()));
+            json_ok(server.store().delete_requested(&rt, &ns, name, grace)?)
+        }
         (Method::DELETE, None) => {
             let options = list_options(params, namespace)?;
             let mut store = server.store();

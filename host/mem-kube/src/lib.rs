@@ -15,6 +15,7 @@ mod api;
 mod error;
 mod path;
 mod resources;
+mod schema;
 mod selectors;
 mod store;
 

@@ -21,6 +21,8 @@ pub struct ResourceType {
     pub status_subresource: bool,
     /// kubectl short names (`cm`, `po`, ...).
     pub short_names: Vec<String>,
+    /// A custom resource's `openAPIV3Schema` (objects are pruned and validated against it on every write).
+    pub schema: Option<std::sync::Arc<Value>>,
 }
 
 impl ResourceType {
@@ -44,6 +46,7 @@ impl ResourceType {
             kind: kind.into(),
             namespaced,
             status_subresource: status,
+            schema: None,
         }
     }
 
@@ -108,6 +111,9 @@ pub fn from_crd(crd: &Value) -> Vec<ResourceType> {
                 namespaced,
                 status_subresource: v["subresources"]["status"].is_object(),
                 short_names: short_names.clone(),
+                schema: v["schema"]["openAPIV3Schema"]
+                    .is_object()
+                    .then(|| v["schema"]["openAPIV3Schema"].clone().into()),
             })
         })
         .collect()

@@ -10,6 +10,7 @@ use tokio::sync::broadcast;
 
 use crate::error::ApiError;
 use crate::resources::{self, ResourceType};
+use crate::schema;
 use crate::selectors::{FieldSelector, LabelSelector};
 
 /// Watch event types.
@@ -316,6 +317,19 @@ impl Store {
         {
             map.remove("status");
         }
+        check_schema(rt, &mut object, &name)?;
+        if rt.plural == "customresourcedefinitions" {
+            // Served at once: names accepted and established, as the real server reports shortly after create.
+            object["status"] = json!({
+                "acceptedNames": object["spec"]["names"].clone(),
+                "storedVersions": object["spec"]["versions"].as_array().into_iter().flatten()
+                    .filter(|v| v["storage"] == true).map(|v| v["name"].clone()).collect::<Vec<_>>(),
+                "conditions": [
+                    {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "lastTransitionTime": now()},
+                    {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "lastTransitionTime": now()},
+                ],
+            });
+        }
         let metadata = &mut object["metadata"];
         metadata["name"] = name.into();
         if rt.namespaced {
@@ -404,6 +418,10 @@ impl Store {
                 object["metadata"]["generation"] = generation.into();
             }
         }
+        check_schema(rt, &mut object, name)?;
+        if rt.plural == "pods" && !status_only {
+            check_pod_update(&old, &object, name)?;
+        }
         self.commit(rt, namespace, name, object)
     }
 
@@ -413,7 +431,9 @@ impl Store {
         self.stamp(rt, &mut object);
         let key = (namespace.to_string(), name.to_string());
         let deleting = object["metadata"]["deletionTimestamp"].is_string();
-        let finalizers_left = object["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
+        // A pod in its grace period stays until its kubelet deletes it (grace period 0).
+        let grace_left = object["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0) > 0;
+        let finalizers_left = grace_left || object["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
         let shared = Arc::new(object);
         if deleting && !finalizers_left {
             self.collection(rt).remove(&key);
@@ -444,6 +464,34 @@ impl Store {
         }
         pod["spec"]["nodeName"] = node.into();
         self.commit(&rt, namespace, name, pod)
+    }
+
+    /// A DELETE request: a pod bound to a node is only marked (deletionTimestamp, grace period) until its
+    /// kubelet deletes it with grace period 0, as on a real cluster; everything else goes as in [`Store::delete`].
+    ///
+    /// # Errors
+    /// NotFound, injected faults.
+    pub fn delete_requested(
+        &mut self,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+        grace_period: Option<i64>,
+    ) -> Result<Value, ApiError> {
+        let mut object = self.get(rt, namespace, name)?;
+        let bound = object["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty());
+        if rt.plural != "pods" || !bound || grace_period == Some(0) {
+            return self.delete(rt, namespace, name);
+        }
+        if object["metadata"]["deletionTimestamp"].is_string() {
+            return Ok(object);
+        }
+        self.injected_fault(rt)?;
+        let grace = grace_period.or(object["spec"]["terminationGracePeriodSeconds"].as_i64()).unwrap_or(30);
+        object["metadata"]["deletionTimestamp"] =
+            (Utc::now() + chrono::Duration::seconds(grace)).to_rfc3339_opts(SecondsFormat::Secs, true).into();
+        object["metadata"]["deletionGracePeriodSeconds"] = grace.into();
+        self.commit(rt, namespace, name, object)
     }
 
     /// Deletes an object: with finalizers it only gets a deletionTimestamp; without, it goes, and so do the
@@ -528,6 +576,41 @@ impl Store {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Prunes and validates a custom resource against its schema, as the real server does on every write.
+fn check_schema(rt: &ResourceType, object: &mut Value, name: &str) -> Result<(), ApiError> {
+    let Some(schema) = &rt.schema else { return Ok(()) };
+    schema::prune_and_validate(schema, object).map_err(|errors| {
+        let listed = if errors.len() == 1 { errors[0].clone() } else { format!("[{}]", errors.join(", ")) };
+        ApiError::Invalid(format!("{}.{} \"{name}\" is invalid: {listed}", rt.kind, rt.group))
+    })
+}
+
+/// A pod's spec is immutable but for images, `activeDeadlineSeconds` and tolerations; `nodeName` is set only
+/// through the `binding` subresource.
+fn check_pod_update(old: &Value, new: &Value, name: &str) -> Result<(), ApiError> {
+    let mutable_masked = |pod: &Value| {
+        let mut spec = pod["spec"].clone();
+        for list in ["containers", "initContainers"] {
+            for container in spec[list].as_array_mut().into_iter().flatten() {
+                container["image"] = Value::Null;
+            }
+        }
+        if let Some(map) = spec.as_object_mut() {
+            map.remove("activeDeadlineSeconds");
+            map.remove("tolerations");
+        }
+        spec
+    };
+    if mutable_masked(old) == mutable_masked(new) {
+        return Ok(());
+    }
+    Err(ApiError::Invalid(format!(
+        "Pod \"{name}\" is invalid: spec: Forbidden: pod updates may not change fields other than \
+         `spec.containers[*].image`, `spec.initContainers[*].image`, `spec.activeDeadlineSeconds` or \
+         `spec.tolerations` (only additions to existing tolerations)"
+    )))
 }
 
 /// A merge patch of `patch` onto `target` (RFC 7386).
