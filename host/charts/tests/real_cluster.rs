@@ -79,17 +79,17 @@ async fn every_value_set_installs(helm: Helm) {
 }
 
 #[tokio::test]
-async fn every_value_set_installs_with_helm_3() {
+async fn every_value_set_installs_with_helm_3_on_a_real_api_server() {
     every_value_set_installs(Helm::V3).await;
 }
 
 #[tokio::test]
-async fn every_value_set_installs_with_helm_4() {
+async fn every_value_set_installs_with_helm_4_on_a_real_api_server() {
     every_value_set_installs(Helm::V4).await;
 }
 
 #[tokio::test]
-async fn each_crd_applies_with_plain_kubectl_apply() {
+async fn each_crd_applies_with_plain_kubectl_apply_on_a_real_api_server() {
     let cluster = RealKube::start(RealKubeOptions { controller_manager: false }).await.unwrap();
     let kubeconfig = cluster.kubeconfig_file().unwrap();
     let crds = chart_dir(CONTROLLER).join("crds");

@@ -33,7 +33,7 @@ where
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_charts_run_the_whole_lifecycle_with_the_rbac_they_grant() {
+async fn the_charts_run_the_whole_lifecycle_with_the_rbac_they_grant_on_a_real_api_server() {
     let sandbox = Sandbox::start(SandboxOptions {
         backend: BackendKind::Real,
         in_process_controller: false,

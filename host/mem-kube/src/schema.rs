@@ -79,7 +79,7 @@ fn walk_object(schema: &Value, map: &mut Map<String, Value>, path: &str, errors:
         }
         let field_schema = properties.and_then(|p| p.get(key)).or(additional);
         match field_schema {
-            Some(field) => !(child_value.is_null() && !flag(field, "nullable")),
+            Some(field) => !child_value.is_null() || flag(field, "nullable"),
             None => preserve,
         }
     });

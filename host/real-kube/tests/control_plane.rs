@@ -29,7 +29,7 @@ where
 }
 
 #[tokio::test]
-async fn service_accounts_get_tokens_and_rbac_denies_what_is_not_granted() {
+async fn service_accounts_get_tokens_and_rbac_denies_what_is_not_granted_on_a_real_api_server() {
     let cluster = RealKube::start(RealKubeOptions::default()).await.unwrap();
     let admin = cluster.admin_client().await.unwrap();
     let namespaces: Api<Namespace> = Api::all(admin.clone());
@@ -44,7 +44,7 @@ async fn service_accounts_get_tokens_and_rbac_denies_what_is_not_granted() {
 }
 
 #[tokio::test]
-async fn owners_take_their_objects_along_and_namespaces_are_emptied() {
+async fn owners_take_their_objects_along_and_namespaces_are_emptied_on_a_real_api_server() {
     let cluster = RealKube::start(RealKubeOptions::default()).await.unwrap();
     let admin = cluster.admin_client().await.unwrap();
     let namespaces: Api<Namespace> = Api::all(admin.clone());
@@ -63,7 +63,7 @@ async fn owners_take_their_objects_along_and_namespaces_are_emptied() {
 }
 
 #[tokio::test]
-async fn watches_resume_after_an_api_server_restart() {
+async fn watches_resume_after_a_restart_of_a_real_api_server() {
     let mut cluster = RealKube::start(RealKubeOptions { controller_manager: false }).await.unwrap();
     let admin = cluster.admin_client().await.unwrap();
     let maps: Api<ConfigMap> = Api::namespaced(admin.clone(), "default");

@@ -41,7 +41,7 @@ pub enum Backend {
     /// The in-memory API server.
     Mem(MemKube),
     /// A real control plane.
-    Real(RealKube),
+    Real(Box<RealKube>),
 }
 
 impl Backend {
@@ -54,9 +54,9 @@ impl Backend {
             BackendKind::Mem => Backend::Mem(
                 MemKube::start(MemKubeOptions::default()).await.context("starting the in-memory Kubernetes API")?,
             ),
-            BackendKind::Real => Backend::Real(
+            BackendKind::Real => Backend::Real(Box::new(
                 RealKube::start(RealKubeOptions::default()).await.context("starting the real Kubernetes API")?,
-            ),
+            )),
         })
     }
 
