@@ -46,7 +46,7 @@ if [[ ! -x "$bin/kube-apiserver" || ! -x "$bin/kube-controller-manager" ]]; then
     rm -rf "$tree/vendor/github.com/modern-go/reflect2"
     cp -r /usr/share/gocode/src/github.com/modern-go/reflect2 "$tree/vendor/github.com/modern-go/reflect2"
   fi
-  log "building kube-apiserver and kube-controller-manager (about 20 minutes cold on 2 cores)"
+  log "building kube-apiserver and kube-controller-manager (about 6 minutes cold on 2 cores)"
   mkdir -p "$cache/gopath/src/k8s.io" "$cache/gocache"
   ln -sfn "$tree" "$cache/gopath/src/k8s.io/kubernetes"
   (
@@ -86,5 +86,5 @@ fi
 "$bin/kube-apiserver" --version >&2
 "$bin/helm3" version --short >&2
 "$bin/helm4" version --short >&2
-"$bin/etcd" --version | head -n1 >&2
+"$bin/etcd" --version >&2
 echo "$bin"
