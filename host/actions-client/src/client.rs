@@ -12,9 +12,12 @@ use tokio::sync::Mutex;
 use crate::auth::{Credentials, jwt_expiry};
 use crate::config::GitHubConfig;
 use crate::error::{Error, Result};
-use crate::http::{self, Request, Response, RetryPolicy, redact};
+use crate::http::{self, Request, Response, RetryOn, RetryPolicy, redact};
 use crate::message::{self, Message};
 use crate::model::*;
+
+/// The commit this build comes from (or "unknown"), sent in the User-Agent.
+pub const BUILD_COMMIT: &str = env!("GHA_AUTOSCALER_COMMIT");
 
 /// The Actions service API version every request carries.
 pub const API_VERSION: &str = "6.0-preview";
@@ -41,7 +44,7 @@ impl Default for UserAgent {
         UserAgent {
             system: "gha-autoscaler".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            commit_sha: "unknown".into(),
+            commit_sha: BUILD_COMMIT.into(),
             subsystem: "client".into(),
         }
     }
@@ -192,7 +195,7 @@ impl ActionsClient {
         let url = format!("{}{}", self.config.api_base, self.config.registration_token_path());
         let request = Request::new(Method::POST, &url)
             .auth(format!("Bearer {github_token}"))
-            .header("Accept", "application/vnd.github.v3+json".into());
+            .header("Accept", "application/vnd.github+json".into());
         let response = self.send(request).await?;
         if response.status != StatusCode::CREATED {
             return Err(response.error(&Method::POST, &url));
@@ -200,10 +203,10 @@ impl ActionsClient {
         let registration: TokenResponse = response.json(&url)?;
 
         let url = format!("{}/actions/runner-registration", self.config.api_base);
-        let mut request = Request::new(Method::POST, &url)
+        let request = Request::new(Method::POST, &url)
             .auth(format!("RemoteAuth {}", registration.token))
-            .json(json!({"url": self.config.url, "runner_event": "register"}));
-        request.retry_auth_errors = true;
+            .json(json!({"url": self.config.url, "runner_event": "register"}))
+            .retry(RetryOn::TransientAndAuth);
         let response = self.send(request).await?;
         if !response.status.is_success() {
             return Err(response.error(&Method::POST, &url));
@@ -230,32 +233,54 @@ impl ActionsClient {
         Ok(fresh)
     }
 
-    fn service_url(admin: &AdminToken, path: &str) -> String {
-        let mut url = format!("{}/{}", admin.service_url.trim_end_matches('/'), path.trim_start_matches('/'));
-        if !url.contains("api-version=") {
-            url.push(if url.contains('?') { '&' } else { '?' });
-            url.push_str("api-version=");
-            url.push_str(API_VERSION);
+    /// `<service>/<path>?<query>&api-version=…`, every query value encoded (names may hold `#`, `&`, `+`).
+    fn service_url(admin: &AdminToken, path: &str, query: &[(&str, &str)]) -> Result<String> {
+        let base = format!("{}/{}", admin.service_url.trim_end_matches('/'), path.trim_start_matches('/'));
+        let mut url = url::Url::parse(&base).map_err(|e| Error::InvalidResponse {
+            url: redact(&base).to_string(),
+            message: format!("service URL: {e}"),
+        })?;
+        url.query_pairs_mut().extend_pairs(query).append_pair("api-version", API_VERSION);
+        Ok(url.into())
+    }
+
+    /// An admin-authenticated Actions-service request; returns the response and the URL for errors. A 401 means
+    /// the service no longer accepts our admin token (revoked before its expiry): it is dropped, a new one is
+    /// fetched and the request is sent once more.
+    async fn service(&self, call: ServiceCall<'_>) -> Result<(Response, String)> {
+        let mut admin = self.admin().await?;
+        let url = Self::service_url(&admin, call.path, call.query)?;
+        for attempt in 0..2 {
+            let mut request =
+                Request::new(call.method.clone(), &url).auth(format!("Bearer {}", admin.token)).retry(call.retry);
+            request.json = call.body.clone();
+            let response = self.send(request).await?;
+            if response.status != StatusCode::UNAUTHORIZED || attempt == 1 {
+                return Ok((response, url));
+            }
+            tracing::info!(url = redact(&url), "the Actions service refused our admin token; fetching a new one");
+            admin = self.replace_admin(&admin).await?;
         }
-        url
+        unreachable!("the loop returns on its second attempt")
     }
 
-    /// An admin-authenticated Actions-service request; returns the response and the URL for errors.
-    async fn service(&self, method: Method, path: &str, body: Option<serde_json::Value>) -> Result<(Response, String)> {
-        let admin = self.admin().await?;
-        let url = Self::service_url(&admin, path);
-        let mut request = Request::new(method, &url).auth(format!("Bearer {}", admin.token));
-        request.json = body;
-        Ok((self.send(request).await?, url))
+    /// Drops `rejected` (unless another caller already replaced it) and connects again.
+    async fn replace_admin(&self, rejected: &AdminToken) -> Result<AdminToken> {
+        let mut admin = self.admin.lock().await;
+        if let Some(current) = admin.as_ref()
+            && current.token != rejected.token
+        {
+            return Ok(current.clone());
+        }
+        *admin = None;
+        let fresh = self.connect().await?;
+        *admin = Some(fresh.clone());
+        Ok(fresh)
     }
 
-    async fn expect_json<T: serde::de::DeserializeOwned>(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<serde_json::Value>,
-    ) -> Result<T> {
-        let (response, url) = self.service(method.clone(), path, body).await?;
+    async fn expect_json<T: serde::de::DeserializeOwned>(&self, call: ServiceCall<'_>) -> Result<T> {
+        let method = call.method.clone();
+        let (response, url) = self.service(call).await?;
         if !response.status.is_success() {
             return Err(response.error(&method, &url));
         }
@@ -267,8 +292,9 @@ impl ActionsClient {
     /// # Errors
     /// [`Error::RunnerGroup`] when none or several match.
     pub async fn get_runner_group_by_name(&self, name: &str) -> Result<RunnerGroup> {
+        let query = [("groupName", name)];
         let list: ListResponse<RunnerGroup> =
-            self.expect_json(Method::GET, &format!("_apis/runtime/runnergroups/?groupName={name}"), None).await?;
+            self.expect_json(ServiceCall::get("_apis/runtime/runnergroups/").query(&query)).await?;
         let mut groups = list.value;
         match groups.len() {
             1 => Ok(groups.remove(0)),
@@ -282,13 +308,15 @@ impl ActionsClient {
     /// # Errors
     /// HTTP errors; more than one match.
     pub async fn get_scale_set(&self, runner_group_id: i64, name: &str) -> Result<Option<RunnerScaleSet>> {
-        let path = format!("_apis/runtime/runnerscalesets?runnerGroupId={runner_group_id}&name={name}");
-        let list: ListResponse<RunnerScaleSet> = self.expect_json(Method::GET, &path, None).await?;
+        let group = runner_group_id.to_string();
+        let path = "_apis/runtime/runnerscalesets";
+        let query = [("runnerGroupId", group.as_str()), ("name", name)];
+        let list: ListResponse<RunnerScaleSet> = self.expect_json(ServiceCall::get(path).query(&query)).await?;
         let mut sets = list.value;
         match sets.len() {
             0 => Ok(None),
             1 => Ok(Some(sets.remove(0))),
-            n => Err(Error::InvalidResponse { url: path, message: format!("{n} scale sets named {name:?}") }),
+            n => Err(Error::InvalidResponse { url: path.into(), message: format!("{n} scale sets named {name:?}") }),
         }
     }
 
@@ -297,7 +325,8 @@ impl ActionsClient {
     /// # Errors
     /// [`Error::ScaleSetNotFound`] when GitHub no longer has it.
     pub async fn get_scale_set_by_id(&self, id: i64) -> Result<RunnerScaleSet> {
-        let (response, url) = self.service(Method::GET, &format!("_apis/runtime/runnerscalesets/{id}"), None).await?;
+        let path = format!("_apis/runtime/runnerscalesets/{id}");
+        let (response, url) = self.service(ServiceCall::get(&path)).await?;
         match response.status {
             StatusCode::OK => response.json(&url),
             StatusCode::NOT_FOUND => Err(Error::ScaleSetNotFound(format!("scale set {id}"))),
@@ -315,7 +344,7 @@ impl ActionsClient {
             scale_set.labels = vec![Label::system(&scale_set.name)];
         }
         let body = serde_json::to_value(&scale_set).unwrap_or_default();
-        self.expect_json(Method::POST, "_apis/runtime/runnerscalesets", Some(body)).await
+        self.expect_json(ServiceCall::new(Method::POST, "_apis/runtime/runnerscalesets").body(body)).await
     }
 
     /// Renames, moves or relabels a scale set.
@@ -324,7 +353,8 @@ impl ActionsClient {
     /// [`Error::ScaleSetNotFound`], HTTP errors.
     pub async fn update_scale_set(&self, id: i64, patch: &RunnerScaleSetPatch) -> Result<RunnerScaleSet> {
         let body = serde_json::to_value(patch).unwrap_or_default();
-        self.expect_json(Method::PATCH, &format!("_apis/runtime/runnerscalesets/{id}"), Some(body)).await
+        let path = format!("_apis/runtime/runnerscalesets/{id}");
+        self.expect_json(ServiceCall::new(Method::PATCH, &path).body(body)).await
     }
 
     /// Deletes a scale set; an absent one is fine.
@@ -332,30 +362,43 @@ impl ActionsClient {
     /// # Errors
     /// HTTP errors.
     pub async fn delete_scale_set(&self, id: i64) -> Result<()> {
-        let (response, url) =
-            self.service(Method::DELETE, &format!("_apis/runtime/runnerscalesets/{id}"), None).await?;
+        let path = format!("_apis/runtime/runnerscalesets/{id}");
+        let (response, url) = self.service(ServiceCall::new(Method::DELETE, &path)).await?;
         match response.status {
             s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
             _ => Err(response.error(&Method::DELETE, &url)),
         }
     }
 
-    /// Opens a message session.
+    /// Opens a message session. Sent once: a create the service may have acted on (an answered 5xx/429, a
+    /// timeout) is not repeated here, since a repeat would conflict with the session it created and we hold no
+    /// token for; the caller decides (see the listener's standby).
     ///
     /// # Errors
     /// [`Error::SessionConflict`] (409) when another listener holds it; [`Error::ScaleSetNotFound`] (404).
     pub async fn create_session(&self, scale_set_id: i64, owner: &str) -> Result<Session> {
         let path = format!("_apis/runtime/runnerscalesets/{scale_set_id}/sessions");
-        let (response, url) = self.service(Method::POST, &path, Some(json!({"ownerName": owner}))).await?;
-        self.session_response(response, &url, scale_set_id)
+        // The nil session id beside the owner, as GitHub's own runner client sends it.
+        let body = json!({"sessionId": uuid::Uuid::nil(), "ownerName": owner});
+        let call = ServiceCall::new(Method::POST, &path).body(body).retry(RetryOn::Unsent);
+        let (response, url) = self.service(call).await?;
+        Self::session_response(response, &Method::POST, &url, scale_set_id)
     }
 
-    fn session_response(&self, response: Response, url: &str, scale_set_id: i64) -> Result<Session> {
+    /// A 404 on creating a session means the scale set is gone; on refreshing one it means the session is (the
+    /// service expired it), unless the service names the scale set as what is missing.
+    fn session_response(response: Response, method: &Method, url: &str, scale_set_id: i64) -> Result<Session> {
         match response.status {
             StatusCode::OK | StatusCode::CREATED => response.json(url),
-            StatusCode::CONFLICT => Err(Error::SessionConflict(response.error(&Method::POST, url).to_string())),
-            StatusCode::NOT_FOUND => Err(Error::ScaleSetNotFound(format!("scale set {scale_set_id}"))),
-            _ => Err(response.error(&Method::POST, url)),
+            StatusCode::CONFLICT => Err(Error::SessionConflict(response.error(method, url).to_string())),
+            StatusCode::NOT_FOUND if *method == Method::POST => {
+                Err(Error::ScaleSetNotFound(format!("scale set {scale_set_id}")))
+            }
+            StatusCode::NOT_FOUND => match response.error(method, url) {
+                gone @ Error::ScaleSetNotFound(_) => Err(gone),
+                other => Err(Error::SessionNotFound(other.to_string())),
+            },
+            _ => Err(response.error(method, url)),
         }
     }
 
@@ -365,8 +408,8 @@ impl ActionsClient {
     /// HTTP errors; [`Error::ScaleSetNotFound`].
     pub async fn refresh_session(&self, scale_set_id: i64, session_id: &str) -> Result<Session> {
         let path = format!("_apis/runtime/runnerscalesets/{scale_set_id}/sessions/{session_id}");
-        let (response, url) = self.service(Method::PATCH, &path, None).await?;
-        self.session_response(response, &url, scale_set_id)
+        let (response, url) = self.service(ServiceCall::new(Method::PATCH, &path)).await?;
+        Self::session_response(response, &Method::PATCH, &url, scale_set_id)
     }
 
     /// Deletes a session; an absent one is fine.
@@ -375,7 +418,7 @@ impl ActionsClient {
     /// HTTP errors.
     pub async fn delete_session(&self, scale_set_id: i64, session_id: &str) -> Result<()> {
         let path = format!("_apis/runtime/runnerscalesets/{scale_set_id}/sessions/{session_id}");
-        let (response, url) = self.service(Method::DELETE, &path, None).await?;
+        let (response, url) = self.service(ServiceCall::new(Method::DELETE, &path)).await?;
         match response.status {
             s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
             _ => Err(response.error(&Method::DELETE, &url)),
@@ -392,11 +435,11 @@ impl ActionsClient {
         last_message_id: i64,
         max_capacity: u32,
     ) -> Result<Option<Message>> {
-        let mut url = session.message_queue_url.clone();
+        let mut url = queue_url(session)?;
         if last_message_id > 0 {
-            url.push(if url.contains('?') { '&' } else { '?' });
-            url.push_str(&format!("lastMessageId={last_message_id}"));
+            url.query_pairs_mut().append_pair("lastMessageId", &last_message_id.to_string());
         }
+        let url = String::from(url);
         let request = Request::new(Method::GET, &url)
             .auth(format!("Bearer {}", session.message_queue_access_token))
             .header("Accept", format!("application/json; api-version={API_VERSION}"))
@@ -411,21 +454,21 @@ impl ActionsClient {
         }
     }
 
-    /// Acknowledges (deletes) a message.
+    /// Acknowledges (deletes) a message. A 404 means it is already gone (acknowledged before, or its session
+    /// expired): nothing is left to do, and the next poll tells whether the session lives.
     ///
     /// # Errors
     /// [`Error::MessageQueueTokenExpired`] on 401.
     pub async fn delete_message(&self, session: &Session, message_id: i64) -> Result<()> {
-        let url = match session.message_queue_url.split_once('?') {
-            Some((path, query)) => format!("{}/{message_id}?{query}", path.trim_end_matches('/')),
-            None => format!("{}/{message_id}", session.message_queue_url.trim_end_matches('/')),
-        };
+        let mut url = queue_url(session)?;
+        let not_a_base = Error::InvalidResponse { url: redact(url.as_str()).into(), message: "not a base URL".into() };
+        url.path_segments_mut().map_err(|()| not_a_base)?.pop_if_empty().push(&message_id.to_string());
+        let url = String::from(url);
         let request = Request::new(Method::DELETE, &url).auth(format!("Bearer {}", session.message_queue_access_token));
         let response = self.send(request).await?;
         match response.status {
-            s if s.is_success() => Ok(()),
+            s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
             StatusCode::UNAUTHORIZED => Err(Error::MessageQueueTokenExpired),
-            StatusCode::NOT_FOUND => Err(Error::SessionNotFound(response.error(&Method::DELETE, &url).to_string())),
             _ => Err(response.error(&Method::DELETE, &url)),
         }
     }
@@ -436,7 +479,7 @@ impl ActionsClient {
     /// [`Error::MessageQueueTokenExpired`] on 401.
     pub async fn acquire_jobs(&self, scale_set_id: i64, queue_token: &str, request_ids: &[i64]) -> Result<Vec<i64>> {
         let admin = self.admin().await?;
-        let url = Self::service_url(&admin, &format!("_apis/runtime/runnerscalesets/{scale_set_id}/acquirejobs"));
+        let url = Self::service_url(&admin, &format!("_apis/runtime/runnerscalesets/{scale_set_id}/acquirejobs"), &[])?;
         let request = Request::new(Method::POST, &url).auth(format!("Bearer {queue_token}")).json(json!(request_ids));
         let response = self.send(request).await?;
         match response.status {
@@ -453,7 +496,7 @@ impl ActionsClient {
     pub async fn generate_jit_config(&self, scale_set_id: i64, name: &str) -> Result<JitConfig> {
         let path = format!("_apis/runtime/runnerscalesets/{scale_set_id}/generatejitconfig");
         let body = json!({"name": name, "workFolder": "_work"});
-        self.expect_json(Method::POST, &path, Some(body)).await
+        self.expect_json(ServiceCall::new(Method::POST, &path).body(body)).await
     }
 
     /// A runner by id; None when absent.
@@ -461,8 +504,8 @@ impl ActionsClient {
     /// # Errors
     /// HTTP errors.
     pub async fn get_runner(&self, runner_id: i64) -> Result<Option<RunnerReference>> {
-        let (response, url) =
-            self.service(Method::GET, &format!("_apis/distributedtask/pools/0/agents/{runner_id}"), None).await?;
+        let path = format!("_apis/distributedtask/pools/0/agents/{runner_id}");
+        let (response, url) = self.service(ServiceCall::get(&path)).await?;
         match response.status {
             StatusCode::OK => response.json(&url).map(Some),
             StatusCode::NOT_FOUND => Ok(None),
@@ -478,13 +521,14 @@ impl ActionsClient {
     /// # Errors
     /// HTTP errors; more than one match.
     pub async fn get_runner_by_name(&self, name: &str) -> Result<Option<RunnerReference>> {
-        let path = format!("_apis/distributedtask/pools/0/agents?agentName={name}");
-        let list: ListResponse<RunnerReference> = self.expect_json(Method::GET, &path, None).await?;
+        let path = "_apis/distributedtask/pools/0/agents";
+        let list: ListResponse<RunnerReference> =
+            self.expect_json(ServiceCall::get(path).query(&[("agentName", name)])).await?;
         let mut runners = list.value;
         match runners.len() {
             0 => Ok(None),
             1 => Ok(Some(runners.remove(0))),
-            n => Err(Error::InvalidResponse { url: path, message: format!("{n} runners named {name:?}") }),
+            n => Err(Error::InvalidResponse { url: path.into(), message: format!("{n} runners named {name:?}") }),
         }
     }
 
@@ -494,7 +538,7 @@ impl ActionsClient {
     /// [`Error::JobStillRunning`] when the runner has a job.
     pub async fn remove_runner(&self, runner_id: i64) -> Result<()> {
         let path = format!("_apis/distributedtask/pools/0/agents/{runner_id}");
-        let (response, url) = self.service(Method::DELETE, &path, None).await?;
+        let (response, url) = self.service(ServiceCall::new(Method::DELETE, &path)).await?;
         match response.status {
             s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
             _ => match response.error(&Method::DELETE, &url) {
@@ -503,4 +547,46 @@ impl ActionsClient {
             },
         }
     }
+}
+
+/// One admin-authenticated Actions-service request.
+struct ServiceCall<'a> {
+    method: Method,
+    path: &'a str,
+    query: &'a [(&'a str, &'a str)],
+    body: Option<serde_json::Value>,
+    retry: RetryOn,
+}
+
+impl<'a> ServiceCall<'a> {
+    fn new(method: Method, path: &'a str) -> Self {
+        ServiceCall { method, path, query: &[], body: None, retry: RetryOn::Transient }
+    }
+
+    fn get(path: &'a str) -> Self {
+        Self::new(Method::GET, path)
+    }
+
+    fn query(mut self, query: &'a [(&'a str, &'a str)]) -> Self {
+        self.query = query;
+        self
+    }
+
+    fn body(mut self, body: serde_json::Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    fn retry(mut self, retry: RetryOn) -> Self {
+        self.retry = retry;
+        self
+    }
+}
+
+/// The session's message queue URL (as the service gave it, query included).
+fn queue_url(session: &Session) -> Result<url::Url> {
+    url::Url::parse(&session.message_queue_url).map_err(|e| Error::InvalidResponse {
+        url: redact(&session.message_queue_url).to_string(),
+        message: format!("message queue URL: {e}"),
+    })
 }

@@ -49,8 +49,20 @@ pub(crate) struct Request {
     pub(crate) authorization: Option<String>,
     pub(crate) headers: Vec<(&'static str, String)>,
     pub(crate) json: Option<serde_json::Value>,
-    /// Also retry 401 and 403 (the runner-registration call).
-    pub(crate) retry_auth_errors: bool,
+    /// Which failures are retried.
+    pub(crate) retry: RetryOn,
+}
+
+/// Which failures of a request are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RetryOn {
+    /// Connection errors, timeouts, 5xx (not 501) and 429.
+    Transient,
+    /// Those and 401/403 (the runner-registration call, as ARC).
+    TransientAndAuth,
+    /// Only failures before the request reached the service (a connection that could not be made): for requests
+    /// that must not be repeated once the service may have acted on them (session create).
+    Unsent,
 }
 
 impl Request {
@@ -61,7 +73,7 @@ impl Request {
             authorization: None,
             headers: Vec::new(),
             json: None,
-            retry_auth_errors: false,
+            retry: RetryOn::Transient,
         }
     }
 
@@ -77,6 +89,11 @@ impl Request {
 
     pub(crate) fn json(mut self, body: serde_json::Value) -> Self {
         self.json = Some(body);
+        self
+    }
+
+    pub(crate) fn retry(mut self, retry: RetryOn) -> Self {
+        self.retry = retry;
         self
     }
 }
@@ -132,10 +149,16 @@ impl Response {
     }
 }
 
-fn retryable(status: StatusCode, retry_auth_errors: bool) -> bool {
-    status == StatusCode::TOO_MANY_REQUESTS
-        || (status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED)
-        || (retry_auth_errors && (status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN))
+fn retryable(status: StatusCode, retry: RetryOn) -> bool {
+    match retry {
+        RetryOn::Unsent => false,
+        RetryOn::Transient | RetryOn::TransientAndAuth => {
+            status == StatusCode::TOO_MANY_REQUESTS
+                || (status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED)
+                || (retry == RetryOn::TransientAndAuth
+                    && (status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN))
+        }
+    }
 }
 
 fn retry_after(response: &reqwest::Response) -> Option<Duration> {
@@ -158,13 +181,16 @@ pub(crate) async fn send(client: &reqwest::Client, retry: &RetryPolicy, request:
         for (name, value) in &request.headers {
             builder = builder.header(*name, value);
         }
+        // Every request says JSON, as GitHub's own runner client does (bodies are JSON or empty).
+        builder = builder.header(reqwest::header::CONTENT_TYPE, "application/json");
         if let Some(body) = &request.json {
-            builder = builder.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.to_string());
+            builder = builder.body(body.to_string());
         }
         let result = builder.send().await;
         let retry_with: Option<Option<Duration>> = match &result {
-            Ok(response) if retryable(response.status(), request.retry_auth_errors) => Some(retry_after(response)),
-            Err(e) if e.is_connect() || e.is_timeout() || e.is_request() => Some(None),
+            Ok(response) if retryable(response.status(), request.retry) => Some(retry_after(response)),
+            Err(e) if e.is_connect() => Some(None),
+            Err(e) if request.retry != RetryOn::Unsent && (e.is_timeout() || e.is_request()) => Some(None),
             _ => None,
         };
         if let Some(after) = retry_with
@@ -219,11 +245,18 @@ mod tests {
 
     #[test]
     fn retryable_statuses_follow_arc() {
-        assert!(retryable(StatusCode::TOO_MANY_REQUESTS, false));
-        assert!(retryable(StatusCode::BAD_GATEWAY, false));
-        assert!(!retryable(StatusCode::NOT_IMPLEMENTED, false));
-        assert!(!retryable(StatusCode::UNAUTHORIZED, false));
-        assert!(retryable(StatusCode::FORBIDDEN, true));
-        assert!(!retryable(StatusCode::CONFLICT, true));
+        assert!(retryable(StatusCode::TOO_MANY_REQUESTS, RetryOn::Transient));
+        assert!(retryable(StatusCode::BAD_GATEWAY, RetryOn::Transient));
+        assert!(!retryable(StatusCode::NOT_IMPLEMENTED, RetryOn::Transient));
+        assert!(!retryable(StatusCode::UNAUTHORIZED, RetryOn::Transient));
+        assert!(retryable(StatusCode::FORBIDDEN, RetryOn::TransientAndAuth));
+        assert!(!retryable(StatusCode::CONFLICT, RetryOn::TransientAndAuth));
+    }
+
+    #[test]
+    fn requests_the_service_may_have_acted_on_are_never_retried_on_an_answer() {
+        for status in [StatusCode::TOO_MANY_REQUESTS, StatusCode::BAD_GATEWAY, StatusCode::SERVICE_UNAVAILABLE] {
+            assert!(!retryable(status, RetryOn::Unsent), "{status}");
+        }
     }
 }

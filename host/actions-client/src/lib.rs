@@ -19,7 +19,7 @@ pub mod model;
 mod session;
 
 pub use auth::Credentials;
-pub use client::{ActionsClient, ClientOptions, UserAgent};
+pub use client::{ActionsClient, BUILD_COMMIT, ClientOptions, UserAgent};
 pub use config::{GitHubConfig, Scope};
 pub use error::{Error, Result};
 pub use http::{MAX_RESPONSE_BYTES, RetryPolicy};

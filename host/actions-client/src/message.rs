@@ -1,7 +1,7 @@
 //! Decoding the long-poll message: the envelope, then its double-encoded body of job messages.
 
 use crate::error::{Error, Result};
-use crate::model::{JobFields, MessageEnvelope, Statistics};
+use crate::model::{JobFields, Statistics};
 
 /// The only envelope type the service sends to scale-set listeners.
 pub const JOB_MESSAGES_TYPE: &str = "RunnerScaleSetJobMessages";
@@ -54,41 +54,71 @@ pub struct Message {
     pub statistics: Option<Statistics>,
     /// Job messages in order (unknown types dropped).
     pub jobs: Vec<JobMessage>,
+    /// Parts that could not be read and were skipped: an unknown envelope type, a body that is not a list, a job
+    /// message whose fields do not decode, unreadable statistics. The rest is acted on and the message is
+    /// acknowledged, so one bad part never wedges the queue.
+    pub undecodable: u32,
 }
 
-/// Decodes an envelope's text (BOM already stripped).
+/// Decodes an envelope's text (BOM already stripped). Only an envelope without a readable `messageId` is an
+/// error (it cannot even be acknowledged); anything else that cannot be read is skipped and counted.
 ///
 /// # Errors
-/// [`Error::InvalidResponse`] for malformed JSON, an unexpected envelope type, or a body that is not a JSON array.
+/// [`Error::InvalidResponse`] for text that is not a JSON object with an integer `messageId`.
 pub fn decode(url: &str, text: &str) -> Result<Message> {
     let invalid = |message: String| Error::InvalidResponse { url: url.to_string(), message };
-    let envelope: MessageEnvelope =
+    let envelope: serde_json::Value =
         serde_json::from_str(text).map_err(|e| invalid(format!("message envelope: {e}")))?;
-    if envelope.message_type != JOB_MESSAGES_TYPE {
-        return Err(invalid(format!("unexpected message type {:?}", envelope.message_type)));
+    let id = envelope
+        .get("messageId")
+        .and_then(serde_json::Value::as_i64)
+        .ok_or_else(|| invalid("message envelope without an integer messageId".into()))?;
+    let mut message = Message { id, statistics: None, jobs: Vec::new(), undecodable: 0 };
+    let mut skip = |what: String| {
+        tracing::warn!(message_id = id, %what, "skipping an undecodable part of a message");
+        message.undecodable += 1;
+    };
+    match envelope.get("statistics") {
+        None | Some(serde_json::Value::Null) => {}
+        Some(statistics) => match serde_json::from_value::<Statistics>(statistics.clone()) {
+            Ok(statistics) => message.statistics = Some(statistics),
+            Err(e) => skip(format!("statistics: {e}")),
+        },
     }
-    let mut jobs = Vec::new();
-    if !envelope.body.trim().is_empty() {
-        let items: Vec<serde_json::Value> =
-            serde_json::from_str(&envelope.body).map_err(|e| invalid(format!("message body: {e}")))?;
-        for item in items {
-            let kind = item.get("messageType").and_then(|t| t.as_str()).unwrap_or_default().to_string();
-            let fields = || -> Result<JobFields> {
-                serde_json::from_value(item.clone()).map_err(|e| invalid(format!("{kind} message: {e}")))
-            };
-            jobs.push(match kind.as_str() {
-                "JobAvailable" => JobMessage::Available(fields()?),
-                "JobAssigned" => JobMessage::Assigned(fields()?),
-                "JobStarted" => JobMessage::Started(fields()?),
-                "JobCompleted" => JobMessage::Completed(fields()?),
-                other => {
-                    tracing::debug!(message_type = other, "ignoring an unknown job message type");
-                    continue;
-                }
-            });
+    let message_type = envelope.get("messageType").and_then(serde_json::Value::as_str).unwrap_or_default();
+    if message_type != JOB_MESSAGES_TYPE {
+        skip(format!("unexpected message type {message_type:?}"));
+        return Ok(message);
+    }
+    let body = envelope.get("body").and_then(serde_json::Value::as_str).unwrap_or_default();
+    if body.trim().is_empty() {
+        return Ok(message);
+    }
+    let items: Vec<serde_json::Value> = match serde_json::from_str(body) {
+        Ok(items) => items,
+        Err(e) => {
+            skip(format!("message body: {e}"));
+            return Ok(message);
+        }
+    };
+    for item in items {
+        let kind = item.get("messageType").and_then(|t| t.as_str()).unwrap_or_default().to_string();
+        let constructor: fn(JobFields) -> JobMessage = match kind.as_str() {
+            "JobAvailable" => JobMessage::Available,
+            "JobAssigned" => JobMessage::Assigned,
+            "JobStarted" => JobMessage::Started,
+            "JobCompleted" => JobMessage::Completed,
+            other => {
+                tracing::debug!(message_type = other, "ignoring an unknown job message type");
+                continue;
+            }
+        };
+        match serde_json::from_value::<JobFields>(item) {
+            Ok(fields) => message.jobs.push(constructor(fields)),
+            Err(e) => skip(format!("{kind} message: {e}")),
         }
     }
-    Ok(Message { id: envelope.message_id, statistics: envelope.statistics, jobs })
+    Ok(message)
 }
 
 /// Strips a UTF-8 byte-order mark.
@@ -125,16 +155,26 @@ mod tests {
     }
 
     #[test]
-    fn garbage_is_an_error_not_a_panic() {
-        for text in [
-            "not json".to_string(),
-            r#"{"messageId": 1, "messageType": "Other", "body": ""}"#.to_string(),
-            envelope("{\"not\": \"an array\"}"),
-            envelope(r#"[{"messageType":"JobStarted","runnerRequestId":"five"}]"#),
-            r#"{"messageType": "RunnerScaleSetJobMessages"}"#.to_string(),
-        ] {
-            assert!(matches!(decode("u", &text), Err(Error::InvalidResponse { .. })), "{text}");
+    fn an_envelope_without_an_id_is_an_error_not_a_panic() {
+        for text in ["not json", r#"{"messageType": "RunnerScaleSetJobMessages"}"#, r#"{"messageId": "7"}"#] {
+            assert!(matches!(decode("u", text), Err(Error::InvalidResponse { .. })), "{text}");
         }
+    }
+
+    #[test]
+    fn unreadable_parts_are_skipped_and_counted_and_the_rest_is_kept() {
+        let other_type = decode("u", r#"{"messageId": 1, "messageType": "Other", "body": "[]"}"#).unwrap();
+        assert_eq!((other_type.id, other_type.undecodable, other_type.jobs.len()), (1, 1, 0));
+        let not_a_list = decode("u", &envelope("{\"not\": \"an array\"}")).unwrap();
+        assert_eq!((not_a_list.undecodable, not_a_list.statistics.unwrap().total_assigned_jobs), (1, 2));
+        let body = r#"[{"messageType":"JobStarted","runnerRequestId":"five"},
+                      {"messageType":"JobAssigned","runnerRequestId":6}]"#;
+        let one_bad = decode("u", &envelope(body)).unwrap();
+        assert_eq!(one_bad.undecodable, 1);
+        assert!(matches!(&one_bad.jobs[..], [JobMessage::Assigned(f)] if f.runner_request_id == 6));
+        let bad_statistics =
+            decode("u", r#"{"messageId": 3, "messageType": "RunnerScaleSetJobMessages", "statistics": {"totalAssignedJobs": "many"}}"#).unwrap();
+        assert_eq!((bad_statistics.undecodable, bad_statistics.statistics), (1, None));
     }
 
     #[test]

@@ -168,22 +168,6 @@ pub struct CreateSessionRequest {
     pub owner_name: String,
 }
 
-/// A message envelope as received (its body is a JSON string holding an array of job messages).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MessageEnvelope {
-    /// Message id, for `lastMessageId` and the ack.
-    pub message_id: i64,
-    /// Must be `RunnerScaleSetJobMessages`.
-    pub message_type: String,
-    /// Statistics at the time of the message.
-    #[serde(default)]
-    pub statistics: Option<Statistics>,
-    /// Double-encoded job messages.
-    #[serde(default)]
-    pub body: String,
-}
-
 /// Fields every job message carries.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]

@@ -86,9 +86,9 @@ async fn next_jobs(session: &MessageSession, last: &mut i64) -> Vec<JobMessage> 
 }
 
 async fn next_jobs_with_capacity(session: &MessageSession, last: &mut i64, capacity: u32) -> Vec<JobMessage> {
-    let message = session.get_message(*last, capacity).await.unwrap().expect("a message");
+    let message = session.get_message(capacity).await.unwrap().expect("a message");
     *last = message.id;
-    session.delete_message(message.id).await.unwrap();
+    session.acknowledge(message.id, &session.id()).await;
     message.jobs
 }
 
@@ -106,7 +106,7 @@ async fn a_job_travels_the_whole_protocol() {
     let session = MessageSession::open(client.clone(), set.id, "listener-0").await.unwrap();
     assert_eq!(session.initial_statistics().unwrap().total_assigned_jobs, 0);
     assert!(matches!(client.create_session(set.id, "listener-1").await, Err(Error::SessionConflict(_))));
-    assert!(session.get_message(0, 10).await.unwrap().is_none(), "202: nothing within the hold");
+    assert!(session.get_message(10).await.unwrap().is_none(), "202: nothing within the hold");
 
     let request_id = fake.enqueue(job(&["linux"]));
     let mut last = 0;
@@ -228,14 +228,8 @@ async fn the_admin_token_is_reused_while_fresh_and_refreshed_near_expiry() {
 async fn transient_failures_are_retried_and_persistent_ones_reported() {
     let fake = FakeActions::start(options()).await.unwrap();
     let client = pat_client(&fake);
-    let fault = |status, count| Fault {
-        path_contains: "runnergroups".into(),
-        method: None,
-        count,
-        status: Some(status),
-        delay_ms: None,
-        retry_after_secs: None,
-    };
+    let fault =
+        |status, count| Fault { path_contains: "runnergroups".into(), count, status: Some(status), ..Fault::default() };
     fake.inject(fault(503, 2));
     fake.inject(Fault { retry_after_secs: Some(0), ..fault(429, 1) });
     client.get_runner_group_by_name("Default").await.unwrap();
@@ -264,22 +258,22 @@ async fn an_expired_queue_token_is_refreshed_once() {
     let session = MessageSession::open(client.clone(), set.id, "l").await.unwrap();
     fake.enqueue(job(&[]));
     fake.with_state(|s| s.expire_queue_tokens());
-    let message = session.get_message(0, 5).await.unwrap().unwrap();
+    let message = session.get_message(5).await.unwrap().unwrap();
     assert_eq!(message.jobs.len(), 1);
     fake.with_state(|s| s.expire_queue_tokens());
-    session.delete_message(message.id).await.unwrap();
+    session.acknowledge(message.id, &session.id()).await;
     assert_eq!(fake.request_counts()["PATCH /_service/_apis/runtime/runnerscalesets/{id}/sessions/{id}"], 2);
 
     // A session the service dropped is replaced by a new one.
     let old = session.id();
     fake.with_state(|s| s.drop_sessions_of(set.id));
-    assert!(session.get_message(message.id, 5).await.unwrap().is_none());
+    assert!(session.get_message(5).await.unwrap().is_none());
     assert_ne!(session.id(), old);
     assert_eq!(fake.with_state(|s| s.sessions()).len(), 1);
 
     // And when the scale set itself is gone, that is what the caller hears.
     fake.with_state(|s| s.delete_scale_set(set.id));
-    assert!(matches!(session.get_message(0, 5).await, Err(Error::ScaleSetNotFound(_))));
+    assert!(matches!(session.get_message(5).await, Err(Error::ScaleSetNotFound(_))));
 }
 
 #[tokio::test]
@@ -288,7 +282,7 @@ async fn ghes_jobs_are_acquired_and_capacity_limits_assignment() {
     let client = pat_client(&fake);
     let set = scale_set(&client, "ghes").await;
     let session = MessageSession::open(client.clone(), set.id, "l").await.unwrap();
-    assert!(session.get_message(0, 2).await.unwrap().is_none(), "advertises capacity 2");
+    assert!(session.get_message(2).await.unwrap().is_none(), "advertises capacity 2");
     for _ in 0..5 {
         fake.enqueue(job(&[]));
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// A fault rule.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Fault {
     /// Requests whose path (with query) contains this.
@@ -24,6 +24,10 @@ pub struct Fault {
     /// `Retry-After` seconds to send with the status.
     #[serde(default)]
     pub retry_after_secs: Option<u64>,
+    /// Serve the request first, then answer with `status`: the service acted, the client never saw it (a
+    /// response lost on the way back).
+    #[serde(default)]
+    pub after_acting: bool,
 }
 
 /// What to do with one request.
@@ -32,6 +36,7 @@ pub(crate) struct Injection {
     pub(crate) delay: Option<Duration>,
     pub(crate) status: Option<u16>,
     pub(crate) retry_after_secs: Option<u64>,
+    pub(crate) after_acting: bool,
 }
 
 /// Takes one hit from the first matching rule; spent rules are removed.
@@ -45,6 +50,7 @@ pub(crate) fn take(faults: &mut Vec<Fault>, method: &str, path: &str) -> Option<
         delay: fault.delay_ms.map(Duration::from_millis),
         status: fault.status,
         retry_after_secs: fault.retry_after_secs,
+        after_acting: fault.after_acting,
     };
     if fault.count == 0 {
         faults.remove(index);
@@ -65,6 +71,7 @@ mod tests {
             status: Some(503),
             delay_ms: None,
             retry_after_secs: None,
+            after_acting: false,
         }];
         assert!(take(&mut faults, "GET", "/x/sessions").is_none());
         assert_eq!(take(&mut faults, "post", "/x/sessions").unwrap().status, Some(503));

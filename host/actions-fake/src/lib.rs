@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 
 pub use faults::Fault;
 pub use routes::decode_jit_config;
+pub use routes::{SEEN_REQUESTS, SeenRequest};
 pub use state::{AssignmentMode, FakeState, Job, JobSpec, JobState, MAX_ATTEMPTS, MAX_JOBS_PER_MESSAGE, Runner};
 pub use tokens::FakeApp;
 
@@ -50,6 +51,9 @@ pub struct FakeOptions {
     pub app: Option<FakeApp>,
     /// Runner groups besides `Default`.
     pub runner_groups: Vec<String>,
+    /// A session nobody has polled for this long is dropped (as the service expires abandoned sessions); None:
+    /// sessions live until deleted.
+    pub session_idle_timeout: Option<Duration>,
 }
 
 impl Default for FakeOptions {
@@ -63,6 +67,7 @@ impl Default for FakeOptions {
             pats: vec!["ghp_fake".into()],
             app: None,
             runner_groups: Vec::new(),
+            session_idle_timeout: None,
         }
     }
 }
@@ -73,6 +78,8 @@ pub(crate) struct Shared {
     tokens: Mutex<tokens::Tokens>,
     faults: Mutex<Vec<Fault>>,
     requests: Mutex<BTreeMap<String, u64>>,
+    /// The last requests, with the headers the protocol cares about.
+    seen: Mutex<std::collections::VecDeque<SeenRequest>>,
     /// Woken on every change, for long polls.
     changed: Notify,
     options: FakeOptions,
@@ -132,10 +139,14 @@ impl FakeActions {
         let tokens = tokens::Tokens::new(options.pats.clone(), options.app.clone(), options.admin_token_ttl)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("app public key: {e}")))?;
         let shared = Arc::new(Shared {
-            state: Mutex::new(FakeState::new(options.mode, &options.runner_groups)),
+            state: Mutex::new(
+                FakeState::new(options.mode, &options.runner_groups)
+                    .with_session_idle_timeout(options.session_idle_timeout),
+            ),
             tokens: Mutex::new(tokens),
             faults: Mutex::new(Vec::new()),
             requests: Mutex::new(BTreeMap::new()),
+            seen: Mutex::new(std::collections::VecDeque::new()),
             changed: Notify::new(),
             base_url: format!("http://{addr}"),
             options,
@@ -202,6 +213,11 @@ impl FakeActions {
         lock(&self.shared.faults).push(fault);
     }
 
+    /// Revokes every admin token issued so far (the service's answer to them becomes 401).
+    pub fn revoke_admin_tokens(&self) {
+        self.shared.tokens().revoke_admin_tokens();
+    }
+
     /// Removes every fault rule (an outage ends).
     pub fn clear_faults(&self) {
         lock(&self.shared.faults).clear();
@@ -210,6 +226,11 @@ impl FakeActions {
     /// Requests served per `METHOD /path` (ids replaced by `{id}`).
     pub fn request_counts(&self) -> BTreeMap<String, u64> {
         lock(&self.shared.requests).clone()
+    }
+
+    /// The last requests served (at most [`SEEN_REQUESTS`]), oldest first.
+    pub fn requests_seen(&self) -> Vec<SeenRequest> {
+        lock(&self.shared.seen).iter().cloned().collect()
     }
 }
 

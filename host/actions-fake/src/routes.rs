@@ -44,6 +44,40 @@ fn route_key(method: &str, path: &str) -> String {
     format!("{method} {}", segments.join("/"))
 }
 
+/// How many requests [`SeenRequest`]s are kept.
+pub const SEEN_REQUESTS: usize = 1_000;
+
+/// A request as served: what the protocol checks look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenRequest {
+    /// Method.
+    pub method: String,
+    /// Path and query, as sent.
+    pub uri: String,
+    /// `Content-Type`.
+    pub content_type: Option<String>,
+    /// `Accept`.
+    pub accept: Option<String>,
+    /// `User-Agent`.
+    pub user_agent: Option<String>,
+}
+
+fn record(shared: &Shared, request: &Request, method: &str, uri: &str) {
+    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let seen = SeenRequest {
+        method: method.to_string(),
+        uri: uri.to_string(),
+        content_type: header("content-type"),
+        accept: header("accept"),
+        user_agent: header("user-agent"),
+    };
+    let mut log = lock(&shared.seen);
+    if log.len() == SEEN_REQUESTS {
+        log.pop_front();
+    }
+    log.push_back(seen);
+}
+
 async fn count_and_inject(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let activity_id = uuid::Uuid::new_v4().to_string().parse().expect("a uuid is a header value");
     let method = request.method().to_string();
@@ -51,12 +85,22 @@ async fn count_and_inject(State(shared): State<Arc<Shared>>, request: Request, n
     let path_and_query = request.uri().path_and_query().map_or(path.clone(), |p| p.to_string());
     if !path.starts_with("/_control") {
         *lock(&shared.requests).entry(route_key(&method, &path)).or_default() += 1;
+        record(&shared, &request, &method, &path_and_query);
+        // The Actions service refuses a call without its API version (as the real one does).
+        let versioned = request.uri().query().is_some_and(|q| q.split('&').any(|p| p.starts_with("api-version=")));
+        if path.starts_with("/_service/") && !versioned {
+            let body = json!({"typeName": "ArgumentException", "message": "api-version is required"});
+            return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+        }
         let injection = faults::take(&mut lock(&shared.faults), &method, &path_and_query);
         if let Some(injection) = injection {
             if let Some(delay) = injection.delay {
                 tokio::time::sleep(delay).await;
             }
             if let Some(status) = injection.status {
+                if injection.after_acting {
+                    let _ = next.run(request).await;
+                }
                 let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 let mut response =
                     (status, axum::Json(json!({"typeName": "FakeInjectedFault", "message": "injected fault"})))

@@ -123,6 +123,10 @@ pub struct Envelope {
     pub jobs: Vec<JobMessage>,
     /// Statistics when it was cut.
     pub statistics: Statistics,
+    /// Sent as the envelope's type and body instead of the job messages (to feed clients garbage).
+    pub raw: Option<(String, String)>,
+    /// Delivered at least once.
+    pub delivered: bool,
 }
 
 /// A message session.
@@ -143,6 +147,9 @@ pub struct SessionRecord {
     pending: Vec<JobMessage>,
     #[serde(skip)]
     next_message_id: i64,
+    /// When it was last polled (or created).
+    #[serde(skip)]
+    last_poll: Instant,
 }
 
 /// Why a request is refused.
@@ -168,6 +175,9 @@ pub struct FakeState {
     groups: Vec<RunnerGroup>,
     scale_sets: BTreeMap<i64, ScaleSetRecord>,
     sessions: HashMap<String, SessionRecord>,
+    session_idle_timeout: Option<Duration>,
+    /// Envelopes delivered again (not acknowledged, nor polled past, the first time).
+    redeliveries: u64,
     jobs: BTreeMap<i64, Job>,
     runners: BTreeMap<i64, Runner>,
 }
@@ -187,6 +197,8 @@ impl FakeState {
             groups: Vec::new(),
             scale_sets: BTreeMap::new(),
             sessions: HashMap::new(),
+            session_idle_timeout: None,
+            redeliveries: 0,
             jobs: BTreeMap::new(),
             runners: BTreeMap::new(),
         };
@@ -205,7 +217,11 @@ impl FakeState {
 
     /// Forgets scale sets, sessions, jobs and runners; keeps runner groups.
     pub fn reset(&mut self) {
-        *self = FakeState { groups: std::mem::take(&mut self.groups), ..FakeState::new(self.mode, &[]) };
+        *self = FakeState {
+            groups: std::mem::take(&mut self.groups),
+            session_idle_timeout: self.session_idle_timeout,
+            ..FakeState::new(self.mode, &[])
+        };
     }
 
     /// Runner groups named `name`.
@@ -299,11 +315,30 @@ impl FakeState {
         existed
     }
 
+    /// Drops sessions nobody polled for longer than `timeout` (see [`FakeState::new`]).
+    pub fn with_session_idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.session_idle_timeout = timeout;
+        self
+    }
+
+    /// Drops the sessions nobody polled within the idle timeout.
+    pub fn drop_idle_sessions(&mut self) {
+        if let Some(timeout) = self.session_idle_timeout {
+            self.sessions.retain(|_, s| s.last_poll.elapsed() <= timeout);
+        }
+    }
+
+    /// How many envelopes were delivered more than once.
+    pub fn redeliveries(&self) -> u64 {
+        self.redeliveries
+    }
+
     /// Opens a session (409 when one is active).
     pub fn create_session(&mut self, scale_set_id: i64, owner: &str, queue_base: &str) -> Outcome<SessionView> {
         if !self.scale_sets.contains_key(&scale_set_id) {
             return Err(not_found_scale_set(scale_set_id));
         }
+        self.drop_idle_sessions();
         if let Some(active) = self.sessions.values().find(|s| s.scale_set_id == scale_set_id) {
             return Err(Refusal::Conflict(
                 "RunnerScaleSetSessionConflictException",
@@ -318,10 +353,21 @@ impl FakeState {
             unacked: VecDeque::new(),
             pending: Vec::new(),
             next_message_id: 1,
+            last_poll: Instant::now(),
         };
         let view = self.session_view(&record, queue_base);
         self.sessions.insert(record.id.clone(), record);
-        // Jobs already assigned show up in the statistics; their messages went to no one.
+        // Jobs offered while no session listened are offered again to the new one; jobs already assigned show up
+        // in the statistics (their messages went to no one).
+        let offered: Vec<JobMessage> = self
+            .jobs
+            .values()
+            .filter(|j| j.state == JobState::Available && j.scale_set_id == Some(scale_set_id))
+            .map(|j| JobMessage::Available(fields(j)))
+            .collect();
+        for message in offered {
+            self.push(scale_set_id, message);
+        }
         Ok(view)
     }
 
@@ -403,18 +449,36 @@ impl FakeState {
         let scale_set_id = self.sessions.get(session_id)?.scale_set_id;
         let statistics = self.statistics(scale_set_id);
         let session = self.sessions.get_mut(session_id)?;
-        if let Some(envelope) = session.unacked.iter().find(|e| e.id > last_message_id) {
-            return Some(envelope.clone());
+        session.last_poll = Instant::now();
+        // Asking for messages after `lastMessageId` tells the service the client has those before: they are
+        // done with, acknowledged or not.
+        session.unacked.retain(|e| e.id > last_message_id);
+        if let Some(envelope) = session.unacked.front_mut() {
+            let again = std::mem::replace(&mut envelope.delivered, true);
+            let envelope = envelope.clone();
+            self.redeliveries += u64::from(again);
+            return Some(envelope);
         }
         if session.pending.is_empty() {
             return None;
         }
         let take = session.pending.len().min(MAX_JOBS_PER_MESSAGE);
         let jobs: Vec<JobMessage> = session.pending.drain(..take).collect();
-        let envelope = Envelope { id: session.next_message_id, jobs, statistics };
+        let envelope = Envelope { id: session.next_message_id, jobs, statistics, raw: None, delivered: true };
         session.next_message_id += 1;
         session.unacked.push_back(envelope.clone());
         Some(envelope)
+    }
+
+    /// Queues an envelope of `message_type` with `body` as is (e.g. undecodable) on the scale set's active session.
+    pub fn push_raw_envelope(&mut self, scale_set_id: i64, message_type: &str, body: &str) -> bool {
+        let statistics = self.statistics(scale_set_id);
+        let Some(session) = self.sessions.values_mut().find(|s| s.scale_set_id == scale_set_id) else { return false };
+        let raw = Some((message_type.to_string(), body.to_string()));
+        let envelope = Envelope { id: session.next_message_id, jobs: Vec::new(), statistics, raw, delivered: false };
+        session.unacked.push_back(envelope);
+        session.next_message_id += 1;
+        true
     }
 
     /// Acknowledges an envelope.
@@ -819,7 +883,7 @@ mod tests {
     }
 
     #[test]
-    fn envelopes_hold_at_most_fifty_and_are_redelivered_until_acked() {
+    fn envelopes_hold_at_most_fifty_and_are_redelivered_until_acked_or_polled_past() {
         let (mut state, _, session) = state_with_set(AssignmentMode::GitHubCom);
         for _ in 0..120 {
             state.enqueue(job(&[]));
@@ -828,7 +892,8 @@ mod tests {
         assert_eq!(first.jobs.len(), MAX_JOBS_PER_MESSAGE);
         assert_eq!(state.next_envelope(&session, 0).unwrap().id, first.id, "unacked: delivered again");
         let second = state.next_envelope(&session, first.id).unwrap();
-        assert!(state.ack(&session, first.id) && state.ack(&session, second.id));
+        assert!(!state.ack(&session, first.id), "polling past a message is done with it");
+        assert!(state.ack(&session, second.id));
         assert_eq!(state.next_envelope(&session, second.id).unwrap().jobs.len(), 20);
     }
 

@@ -33,6 +33,9 @@ struct AppClaims {
 struct AdminClaims {
     exp: i64,
     sub: String,
+    /// The revocation generation it was issued in; tokens of earlier generations are refused.
+    #[serde(default)]
+    generation: u64,
 }
 
 pub(crate) struct Tokens {
@@ -42,6 +45,8 @@ pub(crate) struct Tokens {
     /// Installation and registration tokens with their expiry.
     issued: HashMap<String, DateTime<Utc>>,
     admin_ttl: Duration,
+    /// Bumped by [`Tokens::revoke_admin_tokens`].
+    admin_generation: u64,
 }
 
 fn bearer(header: Option<&str>, scheme: &str) -> Option<String> {
@@ -65,7 +70,7 @@ impl Tokens {
         };
         use rand::Rng;
         let secret: [u8; 32] = rand::rng().random();
-        Ok(Tokens { secret: secret.to_vec(), pats, app, issued: HashMap::new(), admin_ttl })
+        Ok(Tokens { secret: secret.to_vec(), pats, app, issued: HashMap::new(), admin_ttl, admin_generation: 0 })
     }
 
     fn issue(&mut self, prefix: &str, ttl: TimeDelta) -> TokenResponse {
@@ -133,7 +138,7 @@ impl Tokens {
         let exp = (Utc::now() + TimeDelta::from_std(self.admin_ttl).unwrap_or(TimeDelta::hours(1))).timestamp();
         jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
-            &AdminClaims { exp, sub: "runner-admin".into() },
+            &AdminClaims { exp, sub: "runner-admin".into(), generation: self.admin_generation },
             &EncodingKey::from_secret(&self.secret),
         )
         .map_err(|e| Refusal::Unauthorized(e.to_string()))
@@ -144,9 +149,17 @@ impl Tokens {
         let token = bearer(authorization, "Bearer").ok_or_else(|| Refusal::Unauthorized("missing token".into()))?;
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
-        jsonwebtoken::decode::<AdminClaims>(&token, &DecodingKey::from_secret(&self.secret), &validation)
-            .map(|_| ())
-            .map_err(|e| Refusal::Unauthorized(format!("invalid admin token: {e}")))
+        let claims = jsonwebtoken::decode::<AdminClaims>(&token, &DecodingKey::from_secret(&self.secret), &validation)
+            .map_err(|e| Refusal::Unauthorized(format!("invalid admin token: {e}")))?;
+        if claims.claims.generation != self.admin_generation {
+            return Err(Refusal::Unauthorized("the admin token was revoked".into()));
+        }
+        Ok(())
+    }
+
+    /// Revokes every admin token issued so far, before its expiry (clients must fetch a new one).
+    pub(crate) fn revoke_admin_tokens(&mut self) {
+        self.admin_generation += 1;
     }
 }
 

@@ -191,6 +191,7 @@ async fn an_actions_service_outage_of_5xx_429_and_timeouts_loses_nothing() {
                 status,
                 delay_ms,
                 retry_after_secs,
+                after_acting: false,
             });
         }
     };

@@ -25,6 +25,17 @@ pub trait Cluster: Send + Sync {
         runner_name: &str,
         metadata: &PodMetadata,
     ) -> impl Future<Output = kube::Result<()>> + Send;
+    /// Records the message session the listener holds and who holds it (see [`RecordedSession`]).
+    fn record_session(&self, id: &str, owner: &str) -> impl Future<Output = kube::Result<()>> + Send;
+}
+
+/// The message session a listener recorded on its EphemeralRunnerSet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedSession {
+    /// The session id.
+    pub id: String,
+    /// The listener pod that opened it; None when recorded by an older version.
+    pub owner: Option<String>,
 }
 
 /// The real cluster through `kube::Client`.
@@ -50,25 +61,20 @@ impl KubeCluster {
 
 /// Annotation on the EphemeralRunnerSet naming the message session its listener last opened.
 pub const SESSION_ANNOTATION: &str = "gha-autoscaler.dev/listener-session";
+/// Annotation naming the listener pod that opened that session.
+pub const SESSION_OWNER_ANNOTATION: &str = "gha-autoscaler.dev/listener-session-owner";
 
 impl KubeCluster {
     /// The session this scale set's listener last opened, if one was recorded.
     ///
     /// # Errors
     /// The API's refusal.
-    pub async fn recorded_session(&self) -> kube::Result<Option<String>> {
+    pub async fn recorded_session(&self) -> kube::Result<Option<RecordedSession>> {
         let set = self.runner_sets.get(&self.runner_set).await?;
-        Ok(set.annotations().get(SESSION_ANNOTATION).cloned())
-    }
-
-    /// Records the session just opened, so a successor can take it over after an unclean exit (SIGKILL, node
-    /// loss) instead of waiting for the service to expire it.
-    ///
-    /// # Errors
-    /// The API's refusal.
-    pub async fn record_session(&self, id: &str) -> kube::Result<()> {
-        let patch = json!({"metadata": {"annotations": {SESSION_ANNOTATION: id}}});
-        self.runner_sets.patch(&self.runner_set, &PatchParams::default(), &Patch::Merge(&patch)).await.map(|_| ())
+        let annotations = set.annotations();
+        Ok(annotations
+            .get(SESSION_ANNOTATION)
+            .map(|id| RecordedSession { id: id.clone(), owner: annotations.get(SESSION_OWNER_ANNOTATION).cloned() }))
     }
 }
 
@@ -84,6 +90,11 @@ fn to_map(pairs: &[(String, String)]) -> Value {
 }
 
 impl Cluster for KubeCluster {
+    async fn record_session(&self, id: &str, owner: &str) -> kube::Result<()> {
+        let patch = json!({"metadata": {"annotations": {SESSION_ANNOTATION: id, SESSION_OWNER_ANNOTATION: owner}}});
+        self.runner_sets.patch(&self.runner_set, &PatchParams::default(), &Patch::Merge(&patch)).await.map(|_| ())
+    }
+
     async fn patch_runner_set(&self, replicas: u32, patch_id: i64) -> kube::Result<()> {
         let replicas = if replicas == 0 { Value::Null } else { json!(replicas) };
         let patch = json!({"spec": {"replicas": replicas, "patchID": patch_id}});

@@ -22,7 +22,7 @@ use gha_policy_engine::types::{Bounds, ScaleSetRef};
 use gha_policy_engine::{EngineOptions, PolicyEngine, PolicyMetrics, PolicySpec, ScaleSetPolicy};
 use tokio::time::Instant;
 
-pub use cluster::{Cluster, KubeCluster, SESSION_ANNOTATION};
+pub use cluster::{Cluster, KubeCluster, RecordedSession, SESSION_ANNOTATION, SESSION_OWNER_ANNOTATION};
 pub use config::{ConfigError, ListenerConfig};
 pub use listener::{Listener, LoopError};
 pub use metrics::{ListenerMetrics, MetricSettings, MetricsConfig, ScaleSetLabels};
@@ -58,8 +58,13 @@ impl ListenerError {
     }
 }
 
-/// Opens the session, retrying conflicts (a stale session of a killed listener) and transient errors until
-/// `timeout`.
+/// Opens the session, retrying until `timeout`. A conflict (409) means another session is active: when the one
+/// recorded on the EphemeralRunnerSet was opened by this very pod name (a restarted listener whose predecessor
+/// was killed before it could close it: a pod name is unique, so that process is gone), it is deleted and the
+/// create retried; any other session may belong to a live listener, so this one waits on standby until the
+/// service frees the scale set. Transient errors back off. A create the service may have acted on without our
+/// seeing the answer can leave a session we hold no token for: it is recorded nowhere, so it is waited out the
+/// same way (the service expires sessions nobody polls).
 async fn open_session(
     client: Arc<ActionsClient>,
     cluster: &KubeCluster,
@@ -71,35 +76,33 @@ async fn open_session(
     let mut attempt = 0;
     let mut took_over = false;
     loop {
-        match MessageSession::open(client.clone(), scale_set_id, owner).await {
-            Ok(session) => {
-                if let Err(e) = cluster.record_session(&session.id()).await {
-                    tracing::warn!(error = %e, "could not record the session for a successor");
-                }
-                return Ok(session);
-            }
+        let why = match MessageSession::open(client.clone(), scale_set_id, owner).await {
+            Ok(session) => return Ok(session),
             Err(ClientError::ScaleSetNotFound(why)) => return Err(ListenerError::ScaleSetGone(why)),
             Err(e @ (ClientError::InvalidConfigUrl(_) | ClientError::InvalidCredentials(_))) => {
                 return Err(ListenerError::Fatal(e.to_string()));
             }
-            // The session our predecessor left behind (killed before it could delete it): take it over once.
-            Err(ClientError::SessionConflict(why)) if !took_over => {
-                took_over = true;
-                if let Ok(Some(stale)) = cluster.recorded_session().await {
-                    tracing::info!(session = %stale, %why, "taking over the session a previous listener left");
-                    if let Err(e) = client.delete_session(scale_set_id, &stale).await {
-                        tracing::debug!(error = %e, "the recorded session could not be deleted");
+            Err(ClientError::SessionConflict(why)) => match cluster.recorded_session().await {
+                Ok(Some(recorded)) if !took_over && recorded.owner.as_deref() == Some(owner) => {
+                    took_over = true;
+                    tracing::info!(session = %recorded.id, "taking over the session this pod's previous listener left");
+                    match client.delete_session(scale_set_id, &recorded.id).await {
+                        // Retry the create at once.
+                        Ok(()) => continue,
+                        Err(e) => e.to_string(),
                     }
                 }
-            }
-            Err(e) if Instant::now() < deadline => {
-                let wait = listener::backoff(attempt);
-                attempt += 1;
-                tracing::warn!(error = %e, ?wait, "could not open the message session; retrying");
-                tokio::time::sleep(wait).await;
-            }
-            Err(e) => return Err(ListenerError::Fatal(format!("giving up opening the session: {e}"))),
+                _ => format!("{why}; waiting on standby for the active session to end"),
+            },
+            Err(e) => e.to_string(),
+        };
+        if Instant::now() >= deadline {
+            return Err(ListenerError::Fatal(format!("giving up opening the session: {why}")));
         }
+        let wait = listener::backoff(attempt);
+        attempt += 1;
+        tracing::warn!(error = %why, ?wait, "could not open the message session; retrying");
+        tokio::time::sleep(wait).await;
     }
 }
 
@@ -151,13 +154,27 @@ pub async fn serve_metrics(
     Ok(bound)
 }
 
-/// Runs the listener of `config` until `shutdown`.
+/// Runs the listener of `config` until `shutdown`, as the pod `$HOSTNAME` (the session owner).
 ///
 /// # Errors
 /// See [`ListenerError`]; its [`ListenerError::exit_code`] is the process's.
 pub async fn run(
     config: ListenerConfig,
     kube: kube::Client,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ListenerError> {
+    let owner = std::env::var("HOSTNAME").unwrap_or_else(|_| format!("listener-{}", config.runner_scale_set_id));
+    run_as(config, kube, &owner, shutdown).await
+}
+
+/// [`run`] with the session owner (the listener pod's name) given.
+///
+/// # Errors
+/// See [`ListenerError`].
+pub async fn run_as(
+    config: ListenerConfig,
+    kube: kube::Client,
+    owner: &str,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ListenerError> {
     config.validate()?;
@@ -194,10 +211,9 @@ pub async fn run(
             .await
             .map_err(|e| ListenerError::Fatal(format!("metrics address {}: {e}", config.metrics_addr)))?;
     }
-    let owner = std::env::var("HOSTNAME").unwrap_or_else(|_| format!("listener-{}", config.runner_scale_set_id));
     let timeout = Duration::from_secs(config.session_conflict_timeout_seconds.unwrap_or(600));
     let cluster = KubeCluster::new(kube, &config.ephemeral_runner_set_namespace, &config.ephemeral_runner_set_name);
-    let session = open_session(client, &cluster, config.runner_scale_set_id, &owner, timeout).await?;
+    let session = open_session(client, &cluster, config.runner_scale_set_id, owner, timeout).await?;
     let (min, max) = config.bounds();
     let mut listener = Listener::new(session, policy, cluster, metrics, Bounds { min_runners: min, max_runners: max });
     match config.decision_log.as_deref() {

@@ -1,6 +1,7 @@
-//! The main loop: first decision from the session statistics, then per message: statistics → ack → acquire →
-//! JobStarted (runner marked busy, pod labelled by the policy) → JobCompleted → decide. An empty poll decides
-//! again; a policy's requeue-after decides in the middle of a long poll.
+//! The main loop: first decision from the session statistics, then per message: statistics → acquire →
+//! JobStarted (runner marked busy, pod labelled by the policy) → JobCompleted → ack → decide. A message is
+//! acknowledged only once handled: when acquiring fails it is not, and the service delivers it again. An empty
+//! poll decides again; a policy's requeue-after decides in the middle of a long poll.
 
 use std::future::Future;
 use std::io::Write as _;
@@ -29,7 +30,8 @@ pub enum LoopError {
 
 /// What the loop keeps between iterations.
 struct State {
-    last_message_id: i64,
+    /// The session id last written to the EphemeralRunnerSet (a replaced session is recorded too).
+    recorded_session: String,
     statistics: Statistics,
     previous: Option<(ScaleDecision, u64)>,
     events_since: u32,
@@ -85,7 +87,7 @@ impl<C: Cluster> Listener<C> {
             bounds,
             decision_log: None,
             state: State {
-                last_message_id: 0,
+                recorded_session: String::new(),
                 statistics,
                 previous: None,
                 events_since: 0,
@@ -120,18 +122,22 @@ impl<C: Cluster> Listener<C> {
                     self.decide().await;
                     continue;
                 }
-                polled = self.session.get_message(self.state.last_message_id, self.state.capacity) => polled,
+                polled = self.session.get_message(self.state.capacity) => polled,
             };
-            match polled {
+            // The session that delivered the message (a poll may have replaced a dropped one).
+            let delivered_by = self.session.id();
+            self.record_session().await;
+            let handled = match polled {
                 Ok(None) => {
-                    failures = 0;
                     self.decide().await;
+                    Ok(())
                 }
-                Ok(Some(message)) => {
-                    failures = 0;
-                    // The message in hand is finished even if shutdown is requested meanwhile.
-                    self.handle(message).await;
-                }
+                // The message in hand is finished even if shutdown is requested meanwhile.
+                Ok(Some(message)) => self.handle(message, &delivered_by).await,
+                Err(e) => Err(e),
+            };
+            match handled {
+                Ok(()) => failures = 0,
                 Err(ClientError::ScaleSetNotFound(why)) => return Err(LoopError::ScaleSetGone(why)),
                 Err(e) => {
                     let wait = backoff(failures);
@@ -150,14 +156,33 @@ impl<C: Cluster> Listener<C> {
         Ok(())
     }
 
-    async fn handle(&mut self, message: Message) {
-        self.state.last_message_id = message.id;
-        if let Some(statistics) = message.statistics {
+    /// On a new session (the first, or one replacing a dropped session): its statistics are the latest (jobs
+    /// assigned while no session existed reach no message), and it is written on the EphemeralRunnerSet with its
+    /// owner, so that a successor can tell a session it may take over from one a live listener holds.
+    async fn record_session(&mut self) {
+        let id = self.session.id();
+        if id == self.state.recorded_session {
+            return;
+        }
+        if let Some(statistics) = self.session.initial_statistics().filter(|_| !self.state.recorded_session.is_empty())
+        {
             self.state.statistics = statistics;
             self.metrics.statistics(&statistics);
         }
-        if let Err(e) = self.session.delete_message(message.id).await {
-            tracing::warn!(message_id = message.id, error = %e, "could not acknowledge a message; it will come again");
+        if let Err(e) = self.cluster.record_session(&id, self.session.owner()).await {
+            tracing::warn!(error = %e, "could not record the message session for a successor");
+        }
+        self.state.recorded_session = id;
+    }
+
+    /// Acts on one message and acknowledges it.
+    ///
+    /// # Errors
+    /// Acquiring its available jobs failed: nothing of it is acted on or acknowledged, so it comes again.
+    async fn handle(&mut self, message: Message, delivered_by: &str) -> Result<(), ClientError> {
+        if let Some(statistics) = message.statistics {
+            self.state.statistics = statistics;
+            self.metrics.statistics(&statistics);
         }
         let available: Vec<i64> = message
             .jobs
@@ -167,8 +192,10 @@ impl<C: Cluster> Listener<C> {
         if !available.is_empty()
             && let Err(e) = self.session.acquire_jobs(&available).await
         {
-            tracing::warn!(jobs = available.len(), error = %e, "could not acquire jobs");
+            tracing::warn!(jobs = available.len(), error = %e, "could not acquire jobs; the message will come again");
+            return Err(e);
         }
+        self.metrics.undecodable(message.undecodable);
         for job in &message.jobs {
             match job {
                 JobMessage::Started(fields) => {
@@ -188,7 +215,9 @@ impl<C: Cluster> Listener<C> {
                 JobMessage::Available(_) | JobMessage::Assigned(_) => {}
             }
         }
+        self.session.acknowledge(message.id, delivered_by).await;
         self.decide().await;
+        Ok(())
     }
 
     async fn job_event(&self, phase: JobPhase, fields: &gha_actions_client::model::JobFields) {

@@ -99,6 +99,8 @@ pub struct ListenerMetrics {
     gauges: HashMap<&'static str, Metric<Gauge>>,
     counters: HashMap<&'static str, Metric<Counter>>,
     histograms: HashMap<&'static str, Metric<Histogram, Buckets>>,
+    /// Parts of messages that could not be read and were skipped (always served; not one of ARC's metrics).
+    undecodable: Counter,
 }
 
 fn chosen_labels(metric: &str, settings: Option<&MetricSettings>, defaults: &[&str]) -> Vec<String> {
@@ -188,7 +190,7 @@ impl ListenerMetrics {
                 );
             }
         }
-        ListenerMetrics { scale_set, gauges, counters, histograms }
+        ListenerMetrics { scale_set, gauges, counters, histograms, undecodable: Counter::default() }
     }
 
     /// Registers everything served. Counters are registered without `_total` (the encoder adds it).
@@ -201,6 +203,18 @@ impl ListenerMetrics {
         }
         for (name, metric) in &self.histograms {
             registry.register(*name, metric.help, metric.family.clone());
+        }
+        registry.register(
+            "gha_listener_undecodable_messages",
+            "Parts of Actions-service messages that could not be decoded and were skipped",
+            self.undecodable.clone(),
+        );
+    }
+
+    /// Counts skipped, undecodable parts of a message.
+    pub fn undecodable(&self, parts: u32) {
+        if parts > 0 {
+            self.undecodable.inc_by(u64::from(parts));
         }
     }
 

@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
-use gha_actions_fake::{FakeActions, FakeOptions, JobSpec};
+use gha_actions_fake::{AssignmentMode, FakeActions, FakeOptions, Fault, JobSpec, JobState};
 use gha_crds::EphemeralRunnerSet;
-use gha_listener::{ListenerConfig, ListenerError};
+use gha_listener::{ListenerConfig, ListenerError, SESSION_ANNOTATION, SESSION_OWNER_ANNOTATION};
 use gha_mem_kube::{MemKube, MemKubeOptions};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::PostParams;
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
 use tokio::sync::oneshot;
@@ -21,6 +21,14 @@ struct World {
 }
 
 async fn world() -> World {
+    world_in(AssignmentMode::GitHubCom).await
+}
+
+async fn world_in(mode: AssignmentMode) -> World {
+    world_with(FakeOptions { mode, long_poll_hold: Duration::from_millis(100), ..Default::default() }).await
+}
+
+async fn world_with(options: FakeOptions) -> World {
     let kube = MemKube::start(MemKubeOptions::default()).await.unwrap();
     let client = Client::try_from(kube::Config::new(kube.url().parse().unwrap())).unwrap();
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
@@ -35,9 +43,7 @@ async fn world() -> World {
     }))
     .unwrap();
     runner_sets.create(&PostParams::default(), &ers).await.unwrap();
-    let fake = FakeActions::start(FakeOptions { long_poll_hold: Duration::from_millis(100), ..Default::default() })
-        .await
-        .unwrap();
+    let fake = FakeActions::start(options).await.unwrap();
     let (_, set) = fake.client_with_scale_set("acme", "linux").await.unwrap();
     World { _kube: kube, fake, client, runner_sets, scale_set: set.id }
 }
@@ -59,15 +65,39 @@ fn start(
     world: &World,
     config: ListenerConfig,
 ) -> (oneshot::Sender<()>, tokio::task::JoinHandle<Result<(), ListenerError>>) {
+    start_as(world, config, "listener-pod")
+}
+
+/// Starts a listener whose pod is named `owner`.
+fn start_as(
+    world: &World,
+    config: ListenerConfig,
+    owner: &str,
+) -> (oneshot::Sender<()>, tokio::task::JoinHandle<Result<(), ListenerError>>) {
     let (stop, stopped) = oneshot::channel::<()>();
-    let client = world.client.clone();
+    let (client, owner) = (world.client.clone(), owner.to_string());
     let task = tokio::spawn(async move {
-        gha_listener::run(config, client, async {
+        gha_listener::run_as(config, client, &owner, async {
             let _ = stopped.await;
         })
         .await
     });
     (stop, task)
+}
+
+async fn eventually(what: &str, check: impl Fn() -> bool) {
+    for _ in 0..500 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+async fn record_session(world: &World, id: &str, owner: &str) {
+    let patch = json!({"metadata": {"annotations": {SESSION_ANNOTATION: id, SESSION_OWNER_ANNOTATION: owner}}});
+    world.runner_sets.patch("linux-ers", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
 }
 
 async fn wait_for_spec(world: &World, what: &str, check: impl Fn(Option<i32>, i64) -> bool) {
@@ -85,8 +115,7 @@ async fn wait_for_spec(world: &World, what: &str, check: impl Fn(Option<i32>, i6
 /// Runs every assigned job of the scale set to completion, as runners would.
 fn run_all_jobs(world: &World) {
     world.fake.with_state(|s| {
-        let assigned: Vec<i64> =
-            s.jobs().iter().filter(|j| j.state == gha_actions_fake::JobState::Assigned).map(|j| j.id).collect();
+        let assigned: Vec<i64> = s.jobs().iter().filter(|j| j.state == JobState::Assigned).map(|j| j.id).collect();
         for (i, _) in assigned.iter().enumerate() {
             let (runner, token) = s.create_runner(world.scale_set, &format!("runner-{i}")).unwrap();
             s.register_runner(runner.id, &token).unwrap();
@@ -293,4 +322,206 @@ async fn a_policy_that_traps_on_every_call_is_replaced_by_arcs_formula() {
     assert!(metrics.contains("gha_policy_traps"), "traps are counted");
     stop.send(()).unwrap();
     task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_job_whose_acquire_fails_is_delivered_again_and_acquired() {
+    let world = world_in(AssignmentMode::Ghes).await;
+    let (stop, task) = start(&world, config(&world, None));
+    wait_for_spec(&world, "the first decision", |replicas, _| replicas == Some(1)).await;
+    let refused = Fault {
+        path_contains: "acquirejobs".into(),
+        method: Some("POST".into()),
+        count: 2,
+        status: Some(403),
+        ..Fault::default()
+    };
+    world.fake.inject(refused);
+    let id = world.fake.enqueue(JobSpec::default());
+    eventually("the job acquired after two refusals", || {
+        world.fake.with_state(|s| s.jobs().iter().any(|j| j.id == id && j.state == JobState::Assigned))
+    })
+    .await;
+    assert_eq!(world.fake.request_counts()["POST /_service/_apis/runtime/runnerscalesets/{id}/acquirejobs"], 3);
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_live_session_is_never_deleted_and_one_this_pod_left_is_taken_over() {
+    let world = world().await;
+    let live = world.fake.with_state(|s| s.create_session(world.scale_set, "pod-a", "q").unwrap().session_id);
+    record_session(&world, &live, "pod-a").await;
+    let (stop, task) = start_as(&world, config(&world, None), "pod-b");
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let sessions: Vec<String> = world.fake.with_state(|s| s.sessions().iter().map(|s| s.id.clone()).collect());
+    assert_eq!(sessions, std::slice::from_ref(&live), "pod-a's session is left alone; pod-b waits on standby");
+    assert!(!task.is_finished());
+    stop.send(()).unwrap();
+    let _ = task.await;
+
+    // The same session recorded by this pod's name: its previous listener is gone, so it is taken over at once.
+    record_session(&world, &live, "pod-b").await;
+    let (stop, task) = start_as(&world, config(&world, None), "pod-b");
+    wait_for_spec(&world, "a decision after the take-over", |replicas, _| replicas == Some(1)).await;
+    let sessions: Vec<String> = world.fake.with_state(|s| s.sessions().iter().map(|s| s.id.clone()).collect());
+    assert!(sessions.len() == 1 && sessions[0] != live, "{sessions:?}");
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_replaced_session_is_recorded_and_numbers_its_messages_afresh() {
+    let world = world().await;
+    let (stop, task) = start(&world, config(&world, None));
+    wait_for_spec(&world, "the first decision", |replicas, _| replicas == Some(1)).await;
+    for expected in 2..=4 {
+        world.fake.enqueue(JobSpec::default());
+        wait_for_spec(&world, "one more runner", |replicas, _| replicas == Some(expected)).await;
+    }
+    let first = world.fake.with_state(|s| s.sessions()[0].id.clone());
+    world.fake.with_state(|s| s.drop_sessions_of(world.scale_set));
+    world.fake.enqueue(JobSpec::default());
+    wait_for_spec(&world, "the job seen through the new session", |replicas, _| replicas == Some(5)).await;
+    let second = world.fake.with_state(|s| s.sessions()[0].id.clone());
+    assert_ne!(first, second);
+    let recorded = world.runner_sets.get("linux-ers").await.unwrap().metadata.annotations.unwrap();
+    assert_eq!(
+        (recorded[SESSION_ANNOTATION].as_str(), recorded[SESSION_OWNER_ANNOTATION].as_str()),
+        (second.as_str(), "listener-pod")
+    );
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn undecodable_messages_are_skipped_acknowledged_and_do_not_wedge_the_queue() {
+    let world = world().await;
+    let (stop, task) = start(&world, config(&world, None));
+    wait_for_spec(&world, "the first decision", |replicas, _| replicas == Some(1)).await;
+    world.fake.with_state(|s| {
+        assert!(s.push_raw_envelope(world.scale_set, "SomethingNew", "{}"));
+        let bad_job = r#"[{"messageType":"JobAssigned","runnerRequestId":"five"}]"#;
+        assert!(s.push_raw_envelope(world.scale_set, gha_actions_client::message::JOB_MESSAGES_TYPE, bad_job));
+    });
+    world.fake.enqueue(JobSpec::default());
+    wait_for_spec(&world, "the job after the garbage", |replicas, _| replicas == Some(2)).await;
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+/// Runs assigned jobs on at most as many runners as the EphemeralRunnerSet asks for, as the controller and the
+/// runners would.
+async fn play_runners(world: &World, next_runner: &mut usize) {
+    let replicas = world.runner_sets.get("linux-ers").await.map_or(0, |s| s.spec.replicas.unwrap_or(0).max(0) as usize);
+    world.fake.with_state(|s| {
+        let assigned = s.jobs().iter().filter(|j| j.state == JobState::Assigned).count();
+        for _ in 0..assigned.min(replicas) {
+            *next_runner += 1;
+            let (runner, token) = s.create_runner(world.scale_set, &format!("runner-{next_runner}")).unwrap();
+            s.register_runner(runner.id, &token).unwrap();
+            if s.take_job(runner.id).is_some() {
+                s.complete_job(runner.id, "succeeded").unwrap();
+            }
+        }
+    });
+}
+
+/// Every job queued ends completed exactly once, whatever fails on the way: random 5xx and 429 on every
+/// Actions endpoint the listener calls, revoked admin tokens, expired queue tokens, dropped sessions, and
+/// responses lost after the service acted (acquire, ack, session create). The listener never exits and leaves no
+/// session behind. `GHA_JOB_ACCOUNTING_JOBS` runs more jobs (default 300).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_job_completes_exactly_once_under_random_protocol_faults() {
+    use rand::Rng;
+    if let Ok(filter) = std::env::var("LISTENER_TEST_LOG") {
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    }
+    let jobs: usize = std::env::var("GHA_JOB_ACCOUNTING_JOBS").ok().and_then(|n| n.parse().ok()).unwrap_or(300);
+    let world = world_with(FakeOptions {
+        mode: AssignmentMode::Ghes,
+        long_poll_hold: Duration::from_millis(100),
+        acquire_timeout: Duration::from_secs(20),
+        session_idle_timeout: Some(Duration::from_secs(2)),
+        ..Default::default()
+    })
+    .await;
+    let mut listener_config = config(&world, None);
+    listener_config.max_runners = 20;
+    let (stop, mut task) = start(&world, listener_config);
+    wait_for_spec(&world, "the first decision", |replicas, _| replicas == Some(1)).await;
+
+    let fault = |path: &str, method: &str, status: u16, after_acting: bool| Fault {
+        path_contains: path.into(),
+        method: Some(method.into()),
+        count: 1,
+        status: Some(status),
+        after_acting,
+        ..Fault::default()
+    };
+    let (mut faults, mut enqueued, mut next_runner) = (std::collections::BTreeMap::<&str, u32>::new(), 0, 0);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60 + jobs as u64 / 5);
+    loop {
+        let done = world.fake.with_state(|s| s.jobs().iter().filter(|j| j.state == JobState::Completed).count());
+        if enqueued == jobs && done == jobs {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{done} of {jobs} jobs completed; faults {faults:?}");
+        if task.is_finished() {
+            panic!("the listener exited: {:?}; faults {faults:?}", (&mut task).await);
+        }
+        for _ in 0..(jobs - enqueued).min(10) {
+            world.fake.enqueue(JobSpec::default());
+            enqueued += 1;
+        }
+        if enqueued < jobs {
+            let kind = rand::rng().random_range(0..10);
+            let after = rand::rng().random_bool(0.5);
+            match kind {
+                0 => world.fake.inject(fault("/_queue/", "GET", 503, false)),
+                1 => world.fake.inject(fault("/_queue/", "DELETE", 429, after)),
+                2 => world.fake.inject(fault("acquirejobs", "POST", 500, after)),
+                3 => world.fake.inject(fault("/sessions", "POST", 503, true)),
+                4 => world.fake.revoke_admin_tokens(),
+                5 => world.fake.with_state(|s| s.expire_queue_tokens()),
+                6 => world.fake.with_state(|s| s.drop_sessions_of(world.scale_set)),
+                7 => world.fake.inject(fault("/sessions/", "PATCH", 500, false)),
+                8 => world.fake.inject(fault("/_queue/", "GET", 401, false)),
+                _ => world.fake.inject(fault("runner-registration", "POST", 502, false)),
+            }
+            let label = [
+                "queue 503",
+                "ack 429",
+                "acquire 500",
+                "session create lost",
+                "admin revoked",
+                "queue token expired",
+                "session dropped",
+                "refresh 500",
+                "queue 401",
+                "registration 502",
+            ][kind];
+            *faults.entry(label).or_default() += 1;
+        }
+        play_runners(&world, &mut next_runner).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    world.fake.clear_faults();
+    let (all, redelivered) = world.fake.with_state(|s| (s.jobs(), s.redeliveries()));
+    assert_eq!(all.len(), jobs);
+    let wrong: Vec<_> =
+        all.iter().filter(|j| j.result.as_deref() != Some("succeeded")).map(|j| (j.id, j.result.clone())).collect();
+    assert!(wrong.is_empty(), "jobs not completed once and successfully: {wrong:?}");
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), task).await.unwrap().unwrap().unwrap();
+    // An orphan of a lost session create expires; the listener's own session was deleted on shutdown.
+    eventually("no session left", || {
+        world.fake.with_state(|s| {
+            s.drop_idle_sessions();
+            s.sessions().is_empty()
+        })
+    })
+    .await;
+    let total: u32 = faults.values().sum();
+    eprintln!("job accounting: {jobs} jobs, {total} faults {faults:?}, {redelivered} messages delivered again, 0 lost");
 }

@@ -138,7 +138,8 @@ async fn build(
             if v.starts_with(from.as_str()) { v.replacen(from.as_str(), to, 1) } else { v }
         })
     };
-    let mut env = Vec::new();
+    // A container's hostname is its pod's name.
+    let mut env = vec![("HOSTNAME".to_string(), pod.name_any())];
     for var in container.env.iter().flatten() {
         let source = var.value_from.as_ref();
         let value = match (

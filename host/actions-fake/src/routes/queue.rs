@@ -22,13 +22,14 @@ pub(super) fn routes() -> Router<Arc<Shared>> {
 }
 
 fn envelope_json(envelope: &Envelope) -> serde_json::Value {
-    let body: Vec<serde_json::Value> = envelope.jobs.iter().map(|j| j.to_json()).collect();
-    json!({
-        "messageId": envelope.id,
-        "messageType": JOB_MESSAGES_TYPE,
-        "statistics": envelope.statistics,
-        "body": serde_json::Value::Array(body).to_string(),
-    })
+    let (message_type, body) = match &envelope.raw {
+        Some((message_type, body)) => (message_type.clone(), body.clone()),
+        None => {
+            let body: Vec<serde_json::Value> = envelope.jobs.iter().map(|j| j.to_json()).collect();
+            (JOB_MESSAGES_TYPE.to_string(), serde_json::Value::Array(body).to_string())
+        }
+    };
+    json!({"messageId": envelope.id, "messageType": message_type, "statistics": envelope.statistics, "body": body})
 }
 
 async fn get_message(

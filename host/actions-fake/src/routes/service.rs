@@ -125,6 +125,10 @@ async fn create_session(
 ) -> Response {
     respond(admin(&shared, &headers).and_then(|()| {
         let request: serde_json::Value = parse(&body)?;
+        // The shape GitHub's own runner client sends: the (nil) session id beside the owner.
+        if request.get("sessionId").and_then(|o| o.as_str()).is_none() {
+            return Err(Refusal::BadRequest("ArgumentException", "sessionId is required".into()));
+        }
         let owner = request.get("ownerName").and_then(|o| o.as_str()).unwrap_or("unknown").to_string();
         let base = queue_base(&shared);
         shared.mutate(|s| s.create_session(id, &owner, &base))
