@@ -33,6 +33,15 @@ pub struct GitHubConfig {
     pub hosted: bool,
 }
 
+/// The environment variable that makes every host GHES. ARC tests its presence only: any value, even empty or
+/// `false`, forces GHES.
+pub const FORCE_GHES_ENV: &str = "GITHUB_ACTIONS_FORCE_GHES";
+
+/// Whether `value` (the variable as read from the environment) forces GHES: it does whenever it is set.
+pub fn forces_ghes(value: Option<std::ffi::OsString>) -> bool {
+    value.is_some()
+}
+
 impl GitHubConfig {
     /// Parses a config URL. `force_ghes` treats any host as GHES (`GITHUB_ACTIONS_FORCE_GHES`).
     ///
@@ -88,6 +97,14 @@ impl GitHubConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn any_value_of_the_force_ghes_variable_forces_ghes_as_in_arc() {
+        for value in ["", "1", "yes", "true", "false", "0"] {
+            assert!(forces_ghes(Some(value.into())), "{value:?}");
+        }
+        assert!(!forces_ghes(None));
+    }
 
     #[test]
     fn hosted_urls_use_the_api_host() {

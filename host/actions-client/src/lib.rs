@@ -20,7 +20,7 @@ mod session;
 
 pub use auth::Credentials;
 pub use client::{ActionsClient, BUILD_COMMIT, ClientOptions, UserAgent};
-pub use config::{GitHubConfig, Scope};
+pub use config::{FORCE_GHES_ENV, GitHubConfig, Scope, forces_ghes};
 pub use error::{Error, Result};
 pub use http::{MAX_RESPONSE_BYTES, RetryPolicy};
 pub use message::{JobMessage, Message};

@@ -120,6 +120,25 @@ fn single_namespace_mode_uses_namespaced_roles_only() {
 }
 
 #[test]
+fn addresses_with_a_host_part_give_their_trailing_port_as_in_arc() {
+    let manifests = render()
+        .set(
+            "metrics",
+            json!({"controllerManagerAddr": "0.0.0.0:8080", "listenerAddr": ":8081", "listenerEndpoint": "/metrics"}),
+        )
+        .set("flags.healthProbeBindAddress", json!("0.0.0.0:8082"))
+        .run()
+        .unwrap();
+    let deployment: Deployment = manifests.one("Deployment");
+    let container = deployment.spec.unwrap().template.spec.unwrap().containers.remove(0);
+    assert_eq!(container.ports.unwrap()[0].container_port, 8080);
+    let probe_port = |probe: Option<k8s_openapi::api::core::v1::Probe>| probe.unwrap().http_get.unwrap().port;
+    let port = k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(8082);
+    assert_eq!(probe_port(container.liveness_probe.clone()), port);
+    assert_eq!(probe_port(container.readiness_probe), port);
+}
+
+#[test]
 fn every_documented_flag_reaches_the_binary() {
     let manifests = render()
         .values(

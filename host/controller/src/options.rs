@@ -75,8 +75,8 @@ pub struct ControllerOptions {
     /// `demo`); absent = listeners use their in-cluster config.
     #[arg(long, hide = true)]
     pub listener_kubernetes_api_url: Option<String>,
-    /// Treat every GitHub host as GHES (`GITHUB_ACTIONS_FORCE_GHES`).
-    #[arg(long, env = "GITHUB_ACTIONS_FORCE_GHES")]
+    /// Treat every GitHub host as GHES (also when `GITHUB_ACTIONS_FORCE_GHES` is set, whatever its value, as ARC).
+    #[arg(long)]
     pub force_ghes: bool,
     /// The build version ARS `app.kubernetes.io/version` labels are checked against.
     #[arg(skip = String::from(env!("CARGO_PKG_VERSION")))]

@@ -179,6 +179,7 @@ pub async fn run_as(
 ) -> Result<(), ListenerError> {
     config.validate()?;
     let mut options = ClientOptions::new(config.configure_url.clone(), config.credentials()?);
+    options.force_ghes = gha_actions_client::forces_ghes(std::env::var_os(gha_actions_client::FORCE_GHES_ENV));
     options.user_agent = UserAgent { subsystem: "listener".into(), ..UserAgent::default() };
     if !config.server_root_ca.is_empty() {
         options.root_ca_pem = Some(config.server_root_ca.clone());

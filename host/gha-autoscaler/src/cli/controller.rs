@@ -15,7 +15,9 @@ pub struct ControllerArgs {
 }
 
 impl ControllerArgs {
-    pub async fn execute(self) -> anyhow::Result<ExitCode> {
+    pub async fn execute(mut self) -> anyhow::Result<ExitCode> {
+        self.options.force_ghes |=
+            gha_actions_client::forces_ghes(std::env::var_os(gha_actions_client::FORCE_GHES_ENV));
         let config = kube::Config::infer().await.context("finding the cluster (kubeconfig or in-cluster config)")?;
         let client = gha_controller::rate_limit::client(config, self.options.kube_qps, self.options.kube_burst)
             .context("building the Kubernetes client")?;
