@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gha_actions_client::model::RunnerScaleSet;
-use gha_actions_client::{ActionsClient, BUILD_COMMIT, ClientOptions, Credentials, Error, MessageSession, RetryPolicy};
+use gha_actions_client::{
+    ActionsClient, BUILD_COMMIT, ClientOptions, Credentials, Error, Message, MessageSession, RetryPolicy,
+};
 use gha_actions_fake::{FakeActions, FakeOptions, Fault, JobSpec};
 
 const AWKWARD: &str = "team #1 & co+ops";
@@ -32,6 +34,15 @@ fn client(fake: &FakeActions) -> Arc<ActionsClient> {
 async fn scale_set(client: &ActionsClient) -> RunnerScaleSet {
     let set = RunnerScaleSet { name: "s".into(), runner_group_id: 1, ..Default::default() };
     client.create_scale_set(&set).await.unwrap()
+}
+
+/// A session on a new scale set, and the message of one job queued for it.
+async fn session_with_a_message(fake: &FakeActions, client: &Arc<ActionsClient>) -> (MessageSession, Message) {
+    let set = scale_set(client).await;
+    let session = MessageSession::open(client.clone(), set.id, "pod").await.unwrap();
+    fake.enqueue(JobSpec { labels: vec!["s".into()], ..Default::default() });
+    let message = session.get_message(10).await.unwrap().expect("a message");
+    (session, message)
 }
 
 fn count(fake: &FakeActions, route: &str) -> u64 {
@@ -134,11 +145,8 @@ async fn acknowledging_a_message_already_gone_is_fine() {
 async fn requests_carry_json_content_type_github_accept_and_a_versioned_user_agent() {
     let fake = fake().await;
     let client = client(&fake);
-    let set = scale_set(&client).await;
     // The session body carries the nil sessionId (the fake refuses one without it, as a reminder).
-    let session = MessageSession::open(client.clone(), set.id, "pod").await.unwrap();
-    fake.enqueue(JobSpec { labels: vec!["s".into()], ..Default::default() });
-    let message = session.get_message(10).await.unwrap().expect("a message");
+    let (session, message) = session_with_a_message(&fake, &client).await;
     session.acknowledge(message.id, &session.id()).await;
     session.close().await.unwrap();
     let seen = fake.requests_seen();
@@ -158,10 +166,7 @@ async fn requests_carry_json_content_type_github_accept_and_a_versioned_user_age
 async fn a_failed_acknowledgement_is_retried_a_bounded_number_of_times() {
     let fake = fake().await;
     let client = client(&fake);
-    let set = scale_set(&client).await;
-    let session = MessageSession::open(client.clone(), set.id, "pod").await.unwrap();
-    fake.enqueue(JobSpec { labels: vec!["s".into()], ..Default::default() });
-    let message = session.get_message(10).await.unwrap().expect("a message");
+    let (session, message) = session_with_a_message(&fake, &client).await;
     let refused = |count| Fault {
         path_contains: "/_queue/".into(),
         method: Some("DELETE".into()),
