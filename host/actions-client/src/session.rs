@@ -63,8 +63,9 @@ impl MessageSession {
         &self.owner
     }
 
-    /// Runs a queue operation; on an expired token refreshes the session, on a dropped session opens a new one
-    /// (which says [`Error::ScaleSetNotFound`] when the scale set is gone), and tries once more.
+    /// Runs a queue operation; on an expired token refreshes the session, on a dropped session (also one the
+    /// refresh finds gone) opens a new one (which says [`Error::ScaleSetNotFound`] when the scale set is gone), and
+    /// tries once more.
     async fn with_refresh<T, F, Fut>(&self, op: F) -> Result<T>
     where
         F: Fn(Session, i64) -> Fut,
@@ -79,7 +80,7 @@ impl MessageSession {
                 tracing::info!(scale_set_id = self.scale_set_id, "message queue token expired; refreshing the session");
                 self.client.refresh_session(self.scale_set_id, &self.current().session_id).await
             }
-            Err(Error::SessionNotFound(why)) => Err(Error::SessionNotFound(why)),
+            Err(gone @ Error::SessionNotFound(_)) => Err(gone),
             other => return other,
         };
         let replacement = match refreshed {

@@ -167,7 +167,7 @@ impl Render {
         Self::output(command).map(drop)
     }
 
-    /// `helm install --create-namespace` into the cluster of `kubeconfig`; the release's manifests.
+    /// `helm install --create-namespace` into the cluster of `kubeconfig`.
     ///
     /// # Errors
     /// helm's or the API server's refusal.
@@ -178,7 +178,7 @@ impl Render {
         Self::output(command).map(drop)
     }
 
-    /// `helm uninstall` of this release (with `--wait`-free semantics: objects get their deletion timestamps).
+    /// `helm uninstall` of this release (without waiting: objects with finalizers stay until their controller lets go).
     ///
     /// # Errors
     /// helm's or the API server's refusal.

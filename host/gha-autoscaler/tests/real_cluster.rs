@@ -42,10 +42,8 @@ async fn the_charts_run_the_whole_lifecycle_with_the_rbac_they_grant_on_a_real_a
     })
     .await
     .unwrap();
-    let kubeconfig = match &sandbox.backend {
-        gha_sandbox::Backend::Real(cluster) => cluster.kubeconfig_file().unwrap(),
-        gha_sandbox::Backend::Mem(_) => unreachable!("started on a real API server"),
-    };
+    let cluster = sandbox.backend.real().expect("started on a real API server");
+    let kubeconfig = cluster.kubeconfig_file().unwrap();
     Render::new("gha-autoscaler-controller", "arc", CONTROLLER_NAMESPACE)
         .set("flags", json!({"healthProbeBindAddress": "0", "logLevel": "info", "syncPeriod": "10s"}))
         .install(Helm::V3, &kubeconfig)
@@ -74,7 +72,6 @@ async fn the_charts_run_the_whole_lifecycle_with_the_rbac_they_grant_on_a_real_a
         .find(|p| p.name_any().starts_with("team-a-"))
         .expect("team-a's listener pod");
     let account = listener.spec.unwrap().service_account_name.unwrap();
-    let gha_sandbox::Backend::Real(cluster) = &sandbox.backend else { unreachable!() };
     let token = cluster.service_account_token(CONTROLLER_NAMESPACE, &account).await.unwrap();
     let as_listener = cluster.client_with_token(&token).await.unwrap();
     let sets: Api<EphemeralRunnerSet> = Api::namespaced(as_listener, RUNNER_NAMESPACE);

@@ -66,7 +66,6 @@ impl Default for RealKubeOptions {
 pub struct RealKube {
     dir: tempfile::TempDir,
     url: String,
-    ca_pem: String,
     ca_file: PathBuf,
     apiserver_args: Vec<String>,
     // Field order is drop order: the controller manager and API server go before etcd.
@@ -135,7 +134,6 @@ impl RealKube {
         let apiserver = Server::start("kube-apiserver", &apiserver_bin, &apiserver_args, &path)?;
         let mut cluster = RealKube {
             url: format!("https://127.0.0.1:{secure_port}"),
-            ca_pem: pki.ca_pem.clone(),
             ca_file: pki.ca_cert.clone(),
             apiserver_args,
             controller_manager: None,
@@ -187,16 +185,6 @@ impl RealKube {
     /// `https://127.0.0.1:PORT`.
     pub fn url(&self) -> &str {
         &self.url
-    }
-
-    /// The cluster CA certificate, PEM.
-    pub fn ca_pem(&self) -> &str {
-        &self.ca_pem
-    }
-
-    /// The cluster's working directory (PKI, logs, etcd data).
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 
     /// A kubeconfig authenticating with `token` (context `real-kube`, namespace `default`).

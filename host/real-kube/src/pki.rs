@@ -10,7 +10,6 @@ use crate::Error;
 /// The PEM files of one cluster.
 pub(crate) struct Pki {
     pub ca_cert: PathBuf,
-    pub ca_pem: String,
     pub serving_cert: PathBuf,
     pub serving_key: PathBuf,
     pub sa_key: PathBuf,
@@ -44,7 +43,6 @@ impl Pki {
         let sa_key = KeyPair::generate().map_err(pki)?;
         Ok(Pki {
             ca_cert: write(dir, "ca.crt", &ca.pem())?,
-            ca_pem: ca.pem(),
             serving_cert: write(dir, "apiserver.crt", &serving.pem())?,
             serving_key: write(dir, "apiserver.key", &serving_key.serialize_pem())?,
             sa_key: write(dir, "sa.key", &sa_key.serialize_pem())?,

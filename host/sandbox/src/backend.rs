@@ -138,6 +138,14 @@ impl Backend {
         }
     }
 
+    /// The real control plane (None on the in-memory API).
+    pub fn real(&self) -> Option<&RealKube> {
+        match self {
+            Backend::Mem(_) => None,
+            Backend::Real(kube) => Some(kube),
+        }
+    }
+
     /// Creates our CRDs and waits until the API serves them.
     ///
     /// # Errors
