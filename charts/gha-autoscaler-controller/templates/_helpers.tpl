@@ -1,14 +1,19 @@
-{{/* The chart's name. */}}
-{{- define "gha-autoscaler-controller.name" -}}
-{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{/* ARC's base name, so objects keep ARC's names (`<release>-gha-rs-controller`) and ARC's scale-set values
+(`controllerServiceAccount.name: arc-gha-rs-controller`) name our ServiceAccount. */}}
+{{- define "gha-autoscaler-controller.baseName" -}}
+gha-rs-controller
 {{- end }}
 
-{{/* The full name: fullnameOverride, or the release name (prefixed with the chart name unless it contains it). */}}
+{{- define "gha-autoscaler-controller.name" -}}
+{{- default (include "gha-autoscaler-controller.baseName" .) .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The full name: fullnameOverride, or the release name (suffixed with the base name unless it contains it). */}}
 {{- define "gha-autoscaler-controller.fullname" -}}
 {{- if .Values.fullnameOverride }}
 {{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
 {{- else }}
-{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- $name := default (include "gha-autoscaler-controller.baseName" .) .Values.nameOverride }}
 {{- if contains $name .Release.Name }}
 {{- .Release.Name | trunc 63 | trimSuffix "-" }}
 {{- else }}
@@ -29,18 +34,19 @@
 {{- end }}
 {{- end }}
 
-{{/* Selector labels. */}}
+{{/* Selector labels: ARC's, so `helm upgrade` of an ARC release keeps the Deployment's immutable selector. */}}
 {{- define "gha-autoscaler-controller.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "gha-autoscaler-controller.name" . }}
+app.kubernetes.io/namespace: {{ include "gha-autoscaler-controller.namespace" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
-{{/* Labels of every object; the scale-set chart finds the controller by part-of. */}}
+{{/* Labels of every object; scale-set charts (ours and ARC's) find the controller by part-of. */}}
 {{- define "gha-autoscaler-controller.labels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{ include "gha-autoscaler-controller.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/part-of: gha-autoscaler-controller
+app.kubernetes.io/part-of: gha-rs-controller
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- range $key, $value := .Values.labels }}
 {{ $key }}: {{ $value | quote }}

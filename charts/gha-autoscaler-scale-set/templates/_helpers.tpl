@@ -314,3 +314,43 @@ shadow:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end }}
+
+{{/* The controller's ServiceAccount as YAML {namespace, name}: each from controllerServiceAccount, or else from the
+labels of the gha-rs-controller Deployment (ours or ARC's) found at install: the one watching every namespace, or
+the one watching this scale set's namespace (flags.watchSingleNamespace). */}}
+{{- define "gha-autoscaler-scale-set.controllerServiceAccount" -}}
+{{- $given := .Values.controllerServiceAccount | default (dict) }}
+{{- $namespace := include "gha-autoscaler-scale-set.namespace" . }}
+{{- $found := dict }}
+{{- if not (and $given.name $given.namespace) }}
+{{- $everyNamespace := list }}
+{{- $oneNamespace := dict }}
+{{- range (lookup "apps/v1" "Deployment" "" "").items }}
+{{- $labels := .metadata.labels | default (dict) }}
+{{- if eq (get $labels "app.kubernetes.io/part-of") "gha-rs-controller" }}
+{{- if hasKey $labels "actions.github.com/controller-watch-single-namespace" }}
+{{- $_ := set $oneNamespace (get $labels "actions.github.com/controller-watch-single-namespace") $labels }}
+{{- else }}
+{{- $everyNamespace = append $everyNamespace $labels }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $hint := "set controllerServiceAccount.namespace and controllerServiceAccount.name" }}
+{{- if and (eq (len $everyNamespace) 0) (eq (len $oneNamespace) 0) }}
+{{- fail (printf "no gha-rs-controller Deployment found (label app.kubernetes.io/part-of=gha-rs-controller); %s" $hint) }}
+{{- else if and (gt (len $everyNamespace) 0) (gt (len $oneNamespace) 0) }}
+{{- fail (printf "gha-rs-controllers watching every namespace and single namespaces are both installed; %s" $hint) }}
+{{- else if gt (len $everyNamespace) 1 }}
+{{- fail (printf "%d gha-rs-controllers watch every namespace; %s" (len $everyNamespace) $hint) }}
+{{- else if eq (len $everyNamespace) 1 }}
+{{- $found = first $everyNamespace }}
+{{- else if hasKey $oneNamespace $namespace }}
+{{- $found = get $oneNamespace $namespace }}
+{{- else }}
+{{- fail (printf "no gha-rs-controller watches namespace %s; %s" $namespace $hint) }}
+{{- end }}
+{{- end }}
+{{- /* `helm lint` renders past a `fail`: nothing here may assume a controller was found. */}}
+namespace: {{ $given.namespace | default (get $found "actions.github.com/controller-service-account-namespace") | quote }}
+name: {{ $given.name | default (get $found "actions.github.com/controller-service-account-name") | quote }}
+{{- end }}

@@ -48,12 +48,12 @@ fn defaults_render_the_manager_with_flags_the_binary_accepts_and_metrics_off() {
     assert_eq!(
         manifests.names(),
         [
-            "ClusterRole/arc-gha-autoscaler-controller",
-            "ClusterRoleBinding/arc-gha-autoscaler-controller",
-            "Deployment/arc-gha-autoscaler-controller",
-            "Role/arc-gha-autoscaler-controller-listener",
-            "RoleBinding/arc-gha-autoscaler-controller-listener",
-            "ServiceAccount/arc-gha-autoscaler-controller",
+            "ClusterRole/arc-gha-rs-controller",
+            "ClusterRoleBinding/arc-gha-rs-controller",
+            "Deployment/arc-gha-rs-controller",
+            "Role/arc-gha-rs-controller-listener",
+            "RoleBinding/arc-gha-rs-controller-listener",
+            "ServiceAccount/arc-gha-rs-controller",
         ]
     );
     let args = args(&manifests);
@@ -67,8 +67,8 @@ fn defaults_render_the_manager_with_flags_the_binary_accepts_and_metrics_off() {
 
     let deployment: Deployment = manifests.one("Deployment");
     let labels = deployment.metadata.labels.unwrap();
-    assert_eq!(labels["app.kubernetes.io/part-of"], "gha-autoscaler-controller");
-    assert_eq!(labels["actions.github.com/controller-service-account-name"], "arc-gha-autoscaler-controller");
+    assert_eq!(labels["app.kubernetes.io/part-of"], "gha-rs-controller");
+    assert_eq!(labels["actions.github.com/controller-service-account-name"], "arc-gha-rs-controller");
     assert_eq!(labels["actions.github.com/controller-service-account-namespace"], "arc-systems");
     let pod = deployment.spec.unwrap().template.spec.unwrap();
     let container = &pod.containers[0];
@@ -100,8 +100,8 @@ fn replicas_enable_leader_election_with_its_role() {
     let manifests = render().set("replicaCount", json!(2)).run().unwrap();
     let options = parsed(&args(&manifests));
     assert!(options.enable_leader_election);
-    assert_eq!(options.leader_election_id, "arc-gha-autoscaler-controller");
-    let role = manifests.find("Role", "arc-gha-autoscaler-controller-leader-election").expect("leader election role");
+    assert_eq!(options.leader_election_id, "arc-gha-rs-controller");
+    let role = manifests.find("Role", "arc-gha-rs-controller-leader-election").expect("leader election role");
     let role: Role = serde_json::from_value(role.clone()).unwrap();
     assert!(grants(role.rules.as_deref().unwrap(), "leases", "update"));
 }
@@ -110,9 +110,9 @@ fn replicas_enable_leader_election_with_its_role() {
 fn single_namespace_mode_uses_namespaced_roles_only() {
     let manifests = render().set("flags.watchSingleNamespace", json!("team-a")).run().unwrap();
     assert!(manifests.of_kind("ClusterRole").is_empty() && manifests.of_kind("ClusterRoleBinding").is_empty());
-    let watch = manifests.find("Role", "arc-gha-autoscaler-controller-single-namespace-watch").unwrap();
+    let watch = manifests.find("Role", "arc-gha-rs-controller-single-namespace-watch").unwrap();
     assert_eq!(watch["metadata"]["namespace"], "team-a");
-    let own = manifests.find("Role", "arc-gha-autoscaler-controller-single-namespace").unwrap();
+    let own = manifests.find("Role", "arc-gha-rs-controller-single-namespace").unwrap();
     assert_eq!(own["metadata"]["namespace"], "arc-systems");
     assert_eq!(parsed(&args(&manifests)).watch_single_namespace.as_deref(), Some("team-a"));
     let deployment: Deployment = manifests.one("Deployment");
@@ -217,10 +217,7 @@ fn an_external_service_account_must_be_named() {
     assert!(matches!(&err, RenderError::Helm(message) if message.contains("serviceAccount.name")), "{err}");
     let manifests = render().set("serviceAccount", json!({"create": false, "name": "mine"})).run().unwrap();
     assert!(manifests.of_kind("ServiceAccount").is_empty());
-    assert_eq!(
-        manifests.one::<ClusterRole>("ClusterRole").metadata.name.as_deref(),
-        Some("arc-gha-autoscaler-controller")
-    );
+    assert_eq!(manifests.one::<ClusterRole>("ClusterRole").metadata.name.as_deref(), Some("arc-gha-rs-controller"));
     let binding = manifests.of_kind("ClusterRoleBinding")[0];
     assert_eq!(binding["subjects"][0]["name"], "mine");
 }

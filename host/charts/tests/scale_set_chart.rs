@@ -13,7 +13,7 @@ const CHART: &str = "gha-autoscaler-scale-set";
 fn render() -> Render {
     Render::new(CHART, "arc-runner-set", "arc-runners")
         .values("githubConfigUrl: https://github.com/acme/\ngithubConfigSecret:\n  github_token: ghp_test\n")
-        .set("controllerServiceAccount", json!({"namespace": "arc-systems", "name": "arc-gha-autoscaler-controller"}))
+        .set("controllerServiceAccount", json!({"namespace": "arc-systems", "name": "arc-gha-rs-controller"}))
 }
 
 fn ars(manifests: &Manifests) -> AutoscalingRunnerSet {
@@ -89,10 +89,7 @@ fn defaults_render_a_scale_set_with_a_token_secret_and_the_default_policy() {
     assert_eq!(secret.metadata.finalizers.unwrap(), ["actions.github.com/cleanup-protection"]);
     let binding: RoleBinding = manifests.one("RoleBinding");
     let subject = &binding.subjects.unwrap()[0];
-    assert_eq!(
-        (subject.namespace.as_deref(), subject.name.as_str()),
-        (Some("arc-systems"), "arc-gha-autoscaler-controller")
-    );
+    assert_eq!((subject.namespace.as_deref(), subject.name.as_str()), (Some("arc-systems"), "arc-gha-rs-controller"));
     let role: Role = manifests.one("Role");
     let rules = role.rules.unwrap();
     assert!(
@@ -381,7 +378,7 @@ async fn the_rendered_objects_run_on_the_controller() {
     let manifests = Render::new(CHART, "chart-set", RUNNER_NAMESPACE)
         .set("githubConfigUrl", json!(sandbox.fake.config_url("acme")))
         .set("githubConfigSecret", json!({"github_token": "ghp_fake"}))
-        .set("controllerServiceAccount", json!({"namespace": "arc-systems", "name": "arc-gha-autoscaler-controller"}))
+        .set("controllerServiceAccount", json!({"namespace": "arc-systems", "name": "arc-gha-rs-controller"}))
         .set("minRunners", json!(1))
         .set("maxRunners", json!(3))
         .set("policy.source", json!({"builtIn": "warm-pool"}))

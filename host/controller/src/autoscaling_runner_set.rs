@@ -519,6 +519,8 @@ impl RunnerSetReconciler<'_> {
             pending_ephemeral_runners: Some(counts.pending_ephemeral_runners.unwrap_or(0)),
             running_ephemeral_runners: Some(counts.running_ephemeral_runners.unwrap_or(0)),
             failed_ephemeral_runners: Some(counts.failed_ephemeral_runners.unwrap_or(0)),
+            finished_ephemeral_runners: Some(counts.finished_ephemeral_runners.unwrap_or(0)),
+            deleting_ephemeral_runners: Some(counts.deleting_ephemeral_runners.unwrap_or(0)),
             policy: policy.or(old.policy.clone()),
             conditions: Some(conditions),
         };

@@ -327,6 +327,8 @@ impl RunnerSet<'_> {
             pending_ephemeral_runners: Some(pending),
             running_ephemeral_runners: Some(running),
             failed_ephemeral_runners: Some(failed),
+            finished_ephemeral_runners: Some(live(RunnerState::Finished)),
+            deleting_ephemeral_runners: Some(views.iter().filter(|r| r.deleting).count() as i32),
             phase: Some(phase.into()),
         };
         if self.ers.status.as_ref() == Some(&status) {

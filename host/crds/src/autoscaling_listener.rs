@@ -20,7 +20,7 @@ use crate::policy::PolicySpecCr;
     printcolumn = r#"{"name":"AutoscalingRunnerSet Namespace","type":"string","jsonPath":".spec.autoscalingRunnerSetNamespace"}"#,
     printcolumn = r#"{"name":"AutoscalingRunnerSet Name","type":"string","jsonPath":".spec.autoscalingRunnerSetName"}"#
 )]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 #[allow(missing_docs, reason = "ARC's field names; see the reference")]
 pub struct AutoscalingListenerSpec {
     pub github_config_url: String,

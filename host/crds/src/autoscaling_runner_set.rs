@@ -19,12 +19,14 @@ use crate::policy::PolicySpecCr;
     printcolumn = r#"{"name":"Minimum Runners","type":"integer","jsonPath":".spec.minRunners"}"#,
     printcolumn = r#"{"name":"Maximum Runners","type":"integer","jsonPath":".spec.maxRunners"}"#,
     printcolumn = r#"{"name":"Current Runners","type":"integer","jsonPath":".status.currentRunners"}"#,
-    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"State","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Pending Runners","type":"integer","jsonPath":".status.pendingEphemeralRunners"}"#,
     printcolumn = r#"{"name":"Running Runners","type":"integer","jsonPath":".status.runningEphemeralRunners"}"#,
+    printcolumn = r#"{"name":"Finished Runners","type":"integer","jsonPath":".status.finishedEphemeralRunners"}"#,
+    printcolumn = r#"{"name":"Deleting Runners","type":"integer","jsonPath":".status.deletingEphemeralRunners"}"#,
     printcolumn = r#"{"name":"Policy","type":"string","jsonPath":".status.policy"}"#
 )]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 #[allow(missing_docs, reason = "ARC's field names; see the reference")]
 pub struct AutoscalingRunnerSetSpec {
     pub github_config_url: String,
@@ -65,6 +67,10 @@ pub struct AutoscalingRunnerSetStatus {
     pub pending_ephemeral_runners: Option<i32>,
     pub running_ephemeral_runners: Option<i32>,
     pub failed_ephemeral_runners: Option<i32>,
+    /// gha-autoscaler: the EphemeralRunnerSet's finished runners (ARC prints the column, never fills it).
+    pub finished_ephemeral_runners: Option<i32>,
+    /// gha-autoscaler: the EphemeralRunnerSet's runners being deleted (ARC prints the column, never fills it).
+    pub deleting_ephemeral_runners: Option<i32>,
     /// gha-autoscaler: the acting policy (`name version sha256`).
     pub policy: Option<String>,
     /// gha-autoscaler: conditions (PolicyResolved, PolicyConfigValid, VersionMismatch, ...).

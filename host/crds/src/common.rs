@@ -27,13 +27,16 @@ pub struct ProxyConfig {
     pub no_proxy: Option<Vec<String>>,
 }
 
-/// A key of a ConfigMap.
+/// A key of a ConfigMap (Kubernetes' ConfigMapKeySelector).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ConfigMapKeyRef {
     /// ConfigMap name.
+    #[serde(default)]
     pub name: String,
     /// Key.
     pub key: String,
+    /// Whether the ConfigMap or its key may be missing.
+    pub optional: Option<bool>,
 }
 
 /// Where an extra root CA comes from.

@@ -20,7 +20,7 @@ use crate::common::{ProxyConfig, ResourceMeta, TlsConfig, VaultConfig};
     status = "EphemeralRunnerStatus",
     printcolumn = r#"{"name":"GitHub Config URL","type":"string","jsonPath":".spec.githubConfigUrl"}"#,
     printcolumn = r#"{"name":"RunnerId","type":"number","jsonPath":".status.runnerId"}"#,
-    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"JobRepository","type":"string","jsonPath":".status.jobRepositoryName"}"#,
     printcolumn = r#"{"name":"JobWorkflowRef","type":"string","jsonPath":".status.jobWorkflowRef"}"#,
     printcolumn = r#"{"name":"WorkflowRunId","type":"number","jsonPath":".status.workflowRunId"}"#,

@@ -19,7 +19,8 @@ use crate::ephemeral_runner::EphemeralRunnerSpec;
     printcolumn = r#"{"name":"CurrentReplicas","type":"integer","jsonPath":".status.currentReplicas"}"#,
     printcolumn = r#"{"name":"Pending Runners","type":"integer","jsonPath":".status.pendingEphemeralRunners"}"#,
     printcolumn = r#"{"name":"Running Runners","type":"integer","jsonPath":".status.runningEphemeralRunners"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"Finished Runners","type":"integer","jsonPath":".status.finishedEphemeralRunners"}"#,
+    printcolumn = r#"{"name":"Deleting Runners","type":"integer","jsonPath":".status.deletingEphemeralRunners"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct EphemeralRunnerSetSpec {
@@ -30,6 +31,7 @@ pub struct EphemeralRunnerSetSpec {
     #[serde(default, rename = "patchID")]
     pub patch_id: i64,
     /// Template of each runner.
+    #[serde(default)]
     pub ephemeral_runner_spec: EphemeralRunnerSpec,
     /// Metadata for the EphemeralRunners created.
     pub ephemeral_runner_metadata: Option<ResourceMeta>,
@@ -44,5 +46,9 @@ pub struct EphemeralRunnerSetStatus {
     pub pending_ephemeral_runners: Option<i32>,
     pub running_ephemeral_runners: Option<i32>,
     pub failed_ephemeral_runners: Option<i32>,
+    /// gha-autoscaler: runners whose job is done, not yet removed (ARC prints the column, never fills it).
+    pub finished_ephemeral_runners: Option<i32>,
+    /// gha-autoscaler: runners being deleted (ARC prints the column, never fills it).
+    pub deleting_ephemeral_runners: Option<i32>,
     pub phase: Option<String>,
 }

@@ -5,7 +5,7 @@
 mod autoscaling_listener;
 mod autoscaling_runner_set;
 mod common;
-mod descriptions;
+mod controller_gen;
 mod ephemeral_runner;
 mod ephemeral_runner_set;
 mod policy;
@@ -20,12 +20,11 @@ pub use policy::*;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-/// The four CRDs (pod specs inside them without Kubernetes' descriptions, so each applies with plain
-/// `kubectl apply`).
+/// The four CRDs, shaped as controller-gen shapes ARC's (see `controller_gen`).
 pub fn all() -> Vec<CustomResourceDefinition> {
     [AutoscalingRunnerSet::crd(), EphemeralRunnerSet::crd(), EphemeralRunner::crd(), AutoscalingListener::crd()]
         .into_iter()
-        .map(descriptions::without_pod_spec_descriptions)
+        .map(controller_gen::shaped)
         .collect()
 }
 

@@ -25,8 +25,20 @@ fn the_yaml_holds_four_crds_with_arc_names_and_columns() {
     let ars = &docs[0].spec.versions[0];
     assert_eq!(ars.name, "v1alpha1");
     assert!(ars.subresources.as_ref().unwrap().status.is_some());
-    let columns: Vec<&str> = ars.additional_printer_columns.as_ref().unwrap().iter().map(|c| c.name.as_str()).collect();
-    assert!(columns.starts_with(&["Minimum Runners", "Maximum Runners", "Current Runners", "Phase"]), "{columns:?}");
+    let columns = |doc: &CustomResourceDefinition| -> Vec<String> {
+        let version = &doc.spec.versions[0];
+        version.additional_printer_columns.iter().flatten().map(|c| c.name.clone()).collect()
+    };
+    // ARC's columns, in ARC's order (ours adds the acting policy).
+    let arc_ars = ["Minimum Runners", "Maximum Runners", "Current Runners", "State", "Pending Runners"];
+    let arc_ars = [&arc_ars[..], &["Running Runners", "Finished Runners", "Deleting Runners", "Policy"]].concat();
+    assert_eq!(columns(&docs[0]), arc_ars);
+    let arc_ers = ["DesiredReplicas", "CurrentReplicas", "Pending Runners", "Running Runners", "Finished Runners"];
+    assert_eq!(columns(&docs[1]), [&arc_ers[..], &["Deleting Runners"]].concat());
+    let arc_er = ["GitHub Config URL", "RunnerId", "Status", "JobRepository", "JobWorkflowRef", "WorkflowRunId"];
+    assert_eq!(columns(&docs[2]), [&arc_er[..], &["JobDisplayName", "JobId", "Message", "Age"]].concat());
+    let arc_al = ["GitHub Configure URL", "AutoscalingRunnerSet Namespace", "AutoscalingRunnerSet Name"];
+    assert_eq!(columns(&docs[3]), arc_al);
     assert!(yaml.contains("x-kubernetes-preserve-unknown-fields: true"), "policy config is free-form");
     assert!(yaml.contains("patchID") && yaml.contains("githubServerTLS") && yaml.contains("RunnerId"));
 }
