@@ -7,6 +7,11 @@
 {{- $name }}
 {{- end }}
 
+{{/* The base of object names: the scale set's name with `_` (allowed on GitHub) as `-`. */}}
+{{- define "gha-autoscaler-scale-set.objectName" -}}
+{{- include "gha-autoscaler-scale-set.scale-set-name" . | replace "_" "-" }}
+{{- end }}
+
 {{- define "gha-autoscaler-scale-set.namespace" -}}
 {{- $namespace := default .Release.Namespace .Values.namespaceOverride }}
 {{- if gt (len $namespace) 63 }}
@@ -15,8 +20,8 @@
 {{- $namespace }}
 {{- end }}
 
-{{/* Labels of every object: the chart's, then the user's (minus reserved ones). */}}
-{{- define "gha-autoscaler-scale-set.labels" -}}
+{{/* The chart's own labels (reserved: users' labels never replace them). */}}
+{{- define "gha-autoscaler-scale-set.baseLabels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 app.kubernetes.io/name: {{ include "gha-autoscaler-scale-set.scale-set-name" . }}
 app.kubernetes.io/instance: {{ include "gha-autoscaler-scale-set.scale-set-name" . }}
@@ -25,32 +30,50 @@ app.kubernetes.io/part-of: gha-rs
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 actions.github.com/scale-set-name: {{ include "gha-autoscaler-scale-set.scale-set-name" . }}
 actions.github.com/scale-set-namespace: {{ include "gha-autoscaler-scale-set.namespace" . }}
-{{- range $key, $value := .Values.labels }}
-{{- if not (or (hasPrefix "actions.github.com/" $key) (hasPrefix "app.kubernetes.io/" $key) (eq $key "helm.sh/chart")) }}
-{{ $key }}: {{ $value | quote }}
+{{- end }}
+
+{{/* Labels of every object: the chart's, then the user's `labels` and `resourceMeta.<kind>.labels` except the
+chart's own keys, `app.kubernetes.io/component` and `actions.github.com/*` (as ARC filters them). Called with
+(dict "root" $ "kind" K). */}}
+{{- define "gha-autoscaler-scale-set.labels" -}}
+{{- $root := .root }}
+{{- $base := include "gha-autoscaler-scale-set.baseLabels" $root | fromYaml }}
+{{- $meta := index ($root.Values.resourceMeta | default (dict)) .kind | default (dict) }}
+{{- $user := merge (dict) ($meta.labels | default (dict)) ($root.Values.labels | default (dict)) }}
+{{- toYaml $base }}
+{{- range $key, $value := $user }}
+{{- if not (or (hasKey $base $key) (eq $key "app.kubernetes.io/component") (hasPrefix "actions.github.com/" $key)) }}
+{{ $key }}: {{ $value | toString | quote }}
 {{- end }}
 {{- end }}
 {{- end }}
 
-{{/* Metadata of one chart object: name, namespace, labels and annotations (global + resourceMeta.<kind>). */}}
-{{- define "gha-autoscaler-scale-set.metadata" -}}
+{{/* Annotations of every object: the user's `annotations` and `resourceMeta.<kind>.annotations` except the ones the
+chart and controller own (`actions.github.com/cleanup-*`, `actions.github.com/values-hash`). */}}
+{{- define "gha-autoscaler-scale-set.annotations" -}}
 {{- $root := .root }}
 {{- $meta := index ($root.Values.resourceMeta | default (dict)) .kind | default (dict) }}
+{{- $user := merge (dict) ($meta.annotations | default (dict)) ($root.Values.annotations | default (dict)) }}
+{{- range $key, $value := $user }}
+{{- if not (or (hasPrefix "actions.github.com/cleanup-" $key) (eq $key "actions.github.com/values-hash")) }}
+{{ $key }}: {{ $value | toString | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Metadata of one chart object: name, namespace, labels (with `component` if given) and annotations (global +
+resourceMeta.<kind>). */}}
+{{- define "gha-autoscaler-scale-set.metadata" -}}
 name: {{ .name }}
-namespace: {{ include "gha-autoscaler-scale-set.namespace" $root }}
+namespace: {{ include "gha-autoscaler-scale-set.namespace" .root }}
 labels:
-  {{- include "gha-autoscaler-scale-set.labels" $root | nindent 2 }}
-  {{- range $key, $value := $meta.labels }}
-  {{ $key }}: {{ $value | quote }}
+  {{- include "gha-autoscaler-scale-set.labels" . | nindent 2 }}
+  {{- with .component }}
+  app.kubernetes.io/component: {{ . }}
   {{- end }}
-{{- $annotations := merge (dict) ($meta.annotations | default (dict)) ($root.Values.annotations | default (dict)) }}
-{{- with $annotations }}
+{{- with include "gha-autoscaler-scale-set.annotations" . }}
 annotations:
-  {{- range $key, $value := . }}
-  {{- if not (hasPrefix "actions.github.com/" $key) }}
-  {{ $key }}: {{ $value | quote }}
-  {{- end }}
-  {{- end }}
+  {{- . | trim | nindent 2 }}
 {{- end }}
 {{- if .finalizer }}
 finalizers:
@@ -62,24 +85,24 @@ finalizers:
 {{- if kindIs "string" .Values.githubConfigSecret }}
 {{- required "githubConfigSecret must name a Secret or give its keys" .Values.githubConfigSecret }}
 {{- else }}
-{{- include "gha-autoscaler-scale-set.scale-set-name" . }}-gha-rs-github-secret
+{{- include "gha-autoscaler-scale-set.objectName" . }}-gha-rs-github-secret
 {{- end }}
 {{- end }}
 
 {{- define "gha-autoscaler-scale-set.noPermissionServiceAccountName" -}}
-{{- include "gha-autoscaler-scale-set.scale-set-name" . }}-gha-rs-no-permission
+{{- include "gha-autoscaler-scale-set.objectName" . }}-gha-rs-no-permission
 {{- end }}
 
 {{- define "gha-autoscaler-scale-set.kubeModeName" -}}
-{{- include "gha-autoscaler-scale-set.scale-set-name" . }}-gha-rs-kube-mode
+{{- include "gha-autoscaler-scale-set.objectName" . }}-gha-rs-kube-mode
 {{- end }}
 
 {{- define "gha-autoscaler-scale-set.managerRoleName" -}}
-{{- include "gha-autoscaler-scale-set.scale-set-name" . }}-gha-rs-manager
+{{- include "gha-autoscaler-scale-set.objectName" . }}-gha-rs-manager
 {{- end }}
 
 {{- define "gha-autoscaler-scale-set.policyConfigMapName" -}}
-{{- include "gha-autoscaler-scale-set.scale-set-name" . }}-gha-rs-policy
+{{- include "gha-autoscaler-scale-set.objectName" . }}-gha-rs-policy
 {{- end }}
 
 {{/* The container mode: "", dind, kubernetes or kubernetes-novolume. */}}
