@@ -156,7 +156,11 @@ flags:
   excludeLabelPropagationPrefixes: [argocd.argoproj.io/, example.com/]
   k8sClientRateLimiterQPS: 50
   k8sClientRateLimiterBurst: 80
-  syncPeriod: 2m
+  syncPeriod: 1m30s
+  runnerStartTimeout: 500ms
+  updateStrategy: eventual
+  rateLimiter: {name: typed_rate_limiter}
+pprof: {addr: ":6060"}
 "#,
         )
         .run()
@@ -170,12 +174,17 @@ flags:
     assert_eq!(options.runner_max_concurrent_reconciles, 5);
     assert_eq!(options.exclude_label_propagation_prefixes, ["argocd.argoproj.io/", "example.com/"]);
     assert_eq!((options.kube_qps, options.kube_burst), (50.0, 80));
-    assert_eq!(options.sync_period, std::time::Duration::from_secs(120));
+    assert_eq!(options.sync_period, std::time::Duration::from_secs(90));
+    assert_eq!(options.runner_start_timeout, std::time::Duration::from_millis(500));
+    assert_eq!(options.update_strategy, gha_controller::options::UpdateStrategy::Eventual);
+    assert_eq!(options.workqueue_rate_limiter, gha_controller::options::RetryLimiter::TypedRateLimiter);
+    assert_eq!(options.pprof_addr.as_deref(), Some(":6060"));
     assert_eq!(options.listener_image_pull_secrets, ["regcred"]);
     let deployment: Deployment = manifests.one("Deployment");
     let pod = deployment.spec.unwrap().template.spec.unwrap();
     assert_eq!(pod.containers[0].image.as_deref(), Some("registry.example/gha-autoscaler:v9"));
-    assert_eq!(pod.containers[0].ports.as_ref().unwrap()[0].container_port, 8080);
+    let ports: Vec<i32> = pod.containers[0].ports.iter().flatten().map(|p| p.container_port).collect();
+    assert_eq!(ports, [8080, 6060]);
     assert_eq!(pod.image_pull_secrets.unwrap()[0].name, "regcred");
 }
 

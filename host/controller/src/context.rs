@@ -28,6 +28,8 @@ pub struct Context {
     pub applied: Applied,
     /// Precompiled-policy Secrets known to exist; the lock also makes one reconcile at a time create them.
     pub precompiled: tokio::sync::Mutex<std::collections::HashSet<String>>,
+    /// The overall budget of retries after errors (`--workqueue-rate-limiter=bucket_rate_limiter`).
+    pub retry_budget: Option<Arc<crate::rate_limit::TokenBucket>>,
     recorder: Recorder,
 }
 
@@ -35,7 +37,10 @@ impl Context {
     /// Context for `kube` with `options`.
     pub fn new(kube: Client, options: ControllerOptions, policies: Policies) -> Arc<Self> {
         let recorder = Recorder::new(kube.clone(), Reporter { controller: "gha-autoscaler".into(), instance: None });
+        let retry_budget = (options.workqueue_rate_limiter == crate::options::RetryLimiter::BucketRateLimiter)
+            .then(|| crate::rate_limit::TokenBucket::new(10.0, 100));
         Arc::new(Context {
+            retry_budget,
             github: GitHubClients::new(options.force_ghes),
             kube,
             options,

@@ -59,11 +59,12 @@ where
     kube::runtime::watcher(api, config).default_backoff().touched_objects()
 }
 
-/// What every controller does after a failed reconcile: log, then retry (sooner for transient errors).
+/// What every controller does after a failed reconcile: log, then retry (sooner for transient errors; never
+/// faster than the overall retry budget allows).
 pub fn retry_after_error<K: kube::Resource<DynamicType = ()>>(
     object: Arc<K>,
     error: &Error,
-    _ctx: Arc<Context>,
+    ctx: Arc<Context>,
 ) -> Action {
     let name = object.meta().name.clone().unwrap_or_default();
     let wait = match error {
@@ -71,6 +72,7 @@ pub fn retry_after_error<K: kube::Resource<DynamicType = ()>>(
         Error::Kube(kube::Error::Api(status)) if status.code == 409 => Duration::from_millis(200),
         _ => Duration::from_secs(2),
     };
+    let wait = wait.max(ctx.retry_budget.as_ref().map_or(Duration::ZERO, |budget| budget.reserve()));
     tracing::warn!(object = %name, kind = %K::kind(&()), error = %error, ?wait, "reconcile failed; retrying");
     Action::requeue(wait)
 }

@@ -44,6 +44,12 @@ pub async fn context(kube: Client, options: ControllerOptions) -> Result<Arc<Con
     let policy_metrics = Arc::new(PolicyMetrics::default());
     let engine = PolicyEngine::new(EngineOptions::default(), policy_metrics.clone())
         .map_err(|e| ManagerError::Startup(format!("policy engine: {e}")))?;
+    if let Some(addr) = options.pprof_addr.as_deref().filter(|a| !a.is_empty()) {
+        tracing::warn!(%addr, "--pprof-addr: there is no Go profiler here; the metrics endpoint has the figures");
+    }
+    if options.update_strategy == crate::options::UpdateStrategy::Eventual {
+        tracing::info!("--update-strategy=eventual: templates roll out in place; busy runners always finish first");
+    }
     let ctx = Context::new(kube, options, Policies::new(engine));
     if let Some(addr) = bind_address(&ctx.options.metrics_addr) {
         let mut registry = prometheus_client::registry::Registry::default();

@@ -46,6 +46,21 @@ impl TokenBucket {
     }
 }
 
+impl TokenBucket {
+    /// Takes a token now, owing it when none is left: how long until the debt is repaid (zero when a token
+    /// was there). A disabled bucket never waits.
+    pub fn reserve(&self) -> Duration {
+        if self.qps <= 0.0 {
+            return Duration::ZERO;
+        }
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let refilled = (state.0 + now.duration_since(state.1).as_secs_f64() * self.qps).min(self.burst);
+        *state = (refilled - 1.0, now);
+        Duration::from_secs_f64((1.0 - refilled).max(0.0) / self.qps)
+    }
+}
+
 /// The layer.
 #[derive(Debug, Clone)]
 pub struct RateLimitLayer(pub Arc<TokenBucket>);

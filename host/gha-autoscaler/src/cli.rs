@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::telemetry::LogFormat;
+use crate::telemetry::{LogFormat, Logging};
 
 /// ARC-compatible autoscaler for GitHub Actions runner scale sets, with scaling policies as Wasm components.
 #[derive(Debug, Parser)]
@@ -23,12 +23,24 @@ use crate::telemetry::LogFormat;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    /// Log level or filter directive (e.g. `debug`, `info,gha_policy=debug`); default `info` (`warn` for demo).
+    /// Log level or filter directive (e.g. `debug`, `info,gha_policy=debug`); default `info` (`warn` for demo,
+    /// the config's `log_level` for the listener). The controller hands its level to listeners.
     #[arg(long, global = true, env = "LOG_LEVEL")]
     pub log_level: Option<String>,
-    /// Log format.
-    #[arg(long, global = true, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    /// Log format (default text; the config's `log_format` for the listener). The controller hands it to listeners.
+    #[arg(long, global = true, env = "LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+impl Cli {
+    /// Starts logging (the listener does once it has read its config) and runs the subcommand.
+    pub async fn execute(self) -> anyhow::Result<ExitCode> {
+        let logging = Logging { level: self.log_level, format: self.log_format };
+        if !matches!(self.command, Command::Listener(_)) {
+            logging.init(self.command.default_log_level(), LogFormat::Text.name());
+        }
+        self.command.execute(logging).await
+    }
 }
 
 /// Subcommands.
@@ -54,7 +66,7 @@ pub enum Command {
 
 impl Command {
     /// The log level when none is given: the demo keeps its terminal for progress.
-    pub fn default_log_level(&self) -> &'static str {
+    fn default_log_level(&self) -> &'static str {
         match self {
             Command::Demo(_) => "warn",
             _ => "info",
@@ -62,16 +74,16 @@ impl Command {
     }
 
     /// Runs the subcommand.
-    pub async fn execute(self) -> anyhow::Result<ExitCode> {
+    async fn execute(self, logging: Logging) -> anyhow::Result<ExitCode> {
         match self {
             Command::Policy(args) => args.execute().await,
             Command::KubeApi(args) => args.execute().await,
             Command::Crds(args) => args.execute(),
-            Command::Controller(args) => args.execute().await,
+            Command::Controller(args) => args.execute(&logging).await,
             Command::Demo(args) => args.execute().await,
             Command::Simulate(args) => args.execute().await,
             Command::Trace(args) => args.execute(),
-            Command::Listener(args) => args.execute().await,
+            Command::Listener(args) => args.execute(&logging).await,
         }
     }
 }

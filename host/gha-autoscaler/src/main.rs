@@ -10,8 +10,6 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    let level = cli.log_level.clone().unwrap_or_else(|| cli.command.default_log_level().into());
-    telemetry::init(&level, cli.log_format);
     // Few blocking threads: policy calls are short, and every extra thread gets its own allocator arena.
     let runtime = match tokio::runtime::Builder::new_multi_thread().max_blocking_threads(8).enable_all().build() {
         Ok(runtime) => runtime,
@@ -20,7 +18,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(cli.command.execute()) {
+    match runtime.block_on(cli.execute()) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -6,6 +6,8 @@ use anyhow::Context;
 use clap::Args;
 use gha_controller::ControllerOptions;
 
+use crate::telemetry::Logging;
+
 /// Run the controller manager: AutoscalingRunnerSet, EphemeralRunnerSet, EphemeralRunner and
 /// AutoscalingListener controllers.
 #[derive(Debug, Args)]
@@ -15,7 +17,9 @@ pub struct ControllerArgs {
 }
 
 impl ControllerArgs {
-    pub async fn execute(mut self) -> anyhow::Result<ExitCode> {
+    pub async fn execute(mut self, logging: &Logging) -> anyhow::Result<ExitCode> {
+        self.options.listener_log_level = logging.level_or("info");
+        self.options.listener_log_format = logging.format_or("text").name().into();
         self.options.force_ghes |=
             gha_actions_client::forces_ghes(std::env::var_os(gha_actions_client::FORCE_GHES_ENV));
         let config = kube::Config::infer().await.context("finding the cluster (kubeconfig or in-cluster config)")?;

@@ -7,6 +7,8 @@ use anyhow::Context;
 use clap::Args;
 use gha_listener::{EXIT_INVALID_CONFIG, ListenerConfig};
 
+use crate::telemetry::Logging;
+
 /// Run the listener of one scale set: long poll, ask the policy, patch the EphemeralRunnerSet.
 #[derive(Debug, Args)]
 pub struct ListenerArgs {
@@ -16,10 +18,16 @@ pub struct ListenerArgs {
 }
 
 impl ListenerArgs {
-    pub async fn execute(self) -> anyhow::Result<ExitCode> {
-        let text =
-            std::fs::read_to_string(&self.config).with_context(|| format!("reading {}", self.config.display()))?;
-        let mut config = match ListenerConfig::parse(&text) {
+    /// Runs the listener; logging follows the flags, else the config's `log_level`/`log_format` (as ARC's).
+    pub async fn execute(self, logging: &Logging) -> anyhow::Result<ExitCode> {
+        let text = std::fs::read_to_string(&self.config);
+        let parsed = text.map(|text| ListenerConfig::parse(&text));
+        match &parsed {
+            Ok(Ok(config)) => logging.init(&config.log_level, &config.log_format),
+            _ => logging.init("info", "text"),
+        }
+        let parsed = parsed.with_context(|| format!("reading {}", self.config.display()))?;
+        let mut config = match parsed {
             Ok(config) => config,
             Err(e) => {
                 eprintln!("error: {e}");
