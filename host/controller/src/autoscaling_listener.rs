@@ -175,11 +175,19 @@ impl ListenerReconciler<'_> {
     async fn ensure_pod(&self, desired: &Pod, ars: &AutoscalingRunnerSet) -> Result<Action> {
         let pods: Api<Pod> = self.api(&self.namespace);
         let name = self.al.name_any();
-        let labels = ScaleSetLabels::from_labels(self.al.labels());
+        let labels = ScaleSetLabels::of_listener(self.al);
         let Some(pod) = optional(pods.get(&name).await)? else {
             self.ctx.metrics.listener(&labels, false);
             return match pods.create(&PostParams::default(), desired).await {
-                Ok(_) => Ok(Action::await_change()),
+                Ok(_) => {
+                    let overridden = listener_pod::overridden_template_fields(self.al, &self.ctx.options);
+                    if !overridden.is_empty() {
+                        let note =
+                            format!("listenerTemplate's listener container: not used: {}", overridden.join("; "));
+                        self.ctx.event(self.al, true, "ListenerTemplateOverridden", note).await;
+                    }
+                    Ok(Action::await_change())
+                }
                 Err(e) if is_status(&e, 409) => Ok(Action::requeue(Duration::from_secs(1))),
                 Err(e) => Err(e.into()),
             };
@@ -324,7 +332,7 @@ impl ListenerReconciler<'_> {
             listener_pod::config_secret_name(self.al),
             listener_pod::proxy_secret_name(self.al),
         ]);
-        self.ctx.metrics.listener(&ScaleSetLabels::from_labels(self.al.labels()), false);
+        self.ctx.metrics.forget_listener(&ScaleSetLabels::of_listener(self.al));
         finalizers::remove(&self.api, self.al, finalizer::LISTENER).await?;
         Ok(Action::await_change())
     }

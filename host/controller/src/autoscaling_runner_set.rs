@@ -634,7 +634,17 @@ pub fn check_spec(spec: &gha_crds::AutoscalingRunnerSetSpec, force_ghes: bool) -
         return Err(Error::Invalid("githubConfigSecret is required".into()));
     }
     if spec.vault_config.as_ref().and_then(|v| v.kind.as_deref()).is_some_and(|k| !k.is_empty()) {
-        return Err(Error::Invalid("vaultConfig is not supported yet; use a Kubernetes secret".into()));
+        return Err(Error::Invalid(
+            "vaultConfig: gha-autoscaler does not read credentials from Azure Key Vault; keep them in the Secret \
+             githubConfigSecret names"
+                .into(),
+        ));
+    }
+    let containers = spec.template.spec.iter().flat_map(|s| s.containers.iter());
+    if !containers.clone().any(|c| c.name == crate::runner_pod::RUNNER_CONTAINER) {
+        return Err(Error::Invalid(
+            "template.spec.containers has no container named \"runner\" (the one that gets the JIT config)".into(),
+        ));
     }
     Ok(())
 }

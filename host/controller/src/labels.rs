@@ -95,7 +95,7 @@ pub fn label_value(value: &str) -> String {
     value.trim_matches(|c| matches!(c, '-' | '_' | '.')).to_string()
 }
 
-/// The labels derived from the config URL.
+/// The labels derived from the config URL (only those with a value, as ARC).
 pub fn scope_labels(scope: &Scope) -> BTreeMap<String, String> {
     let (enterprise, organization, repository) = match scope {
         Scope::Enterprise(e) => (e.as_str(), "", ""),
@@ -104,6 +104,7 @@ pub fn scope_labels(scope: &Scope) -> BTreeMap<String, String> {
     };
     [(label::ENTERPRISE, enterprise), (label::ORGANIZATION, organization), (label::REPOSITORY, repository)]
         .into_iter()
+        .filter(|(_, v)| !v.is_empty())
         .map(|(k, v)| (k.to_string(), label_value(v)))
         .collect()
 }
@@ -123,9 +124,14 @@ pub fn hash_of<T: Serialize + ?Sized>(value: &T) -> String {
     hex::encode(&Sha256::digest(&json)[..8])
 }
 
-/// An 8-character suffix for names derived from several inputs.
+/// The 8-character suffix ARC derives names from (`<ARS>-<suffix>-listener`, `<ERS>-<suffix>-runner-proxy`):
+/// FNV-32a of the `@`-joined parts, its decimal digits spelled in Kubernetes' "safe" alphabet, so objects ARC
+/// made are found under the same names.
 pub fn name_suffix(parts: &[&str]) -> String {
-    hash_of(&parts.join("@"))[..8].to_string()
+    const SAFE: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let fnv =
+        parts.join("@").bytes().fold(0x811c_9dc5_u32, |hash, byte| (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193));
+    fnv.to_string().bytes().take(8).map(|digit| char::from(SAFE[usize::from(digit) % SAFE.len()])).collect()
 }
 
 /// Whether an ARS made for `label_version` may be reconciled by a controller built as `build_version`: equal,
@@ -177,6 +183,9 @@ mod tests {
     #[test]
     fn hashes_are_stable_and_short() {
         assert_eq!(hash_of(&serde_json::json!({"b": 1, "a": 2})), hash_of(&serde_json::json!({"a": 2, "b": 1})));
-        assert_eq!(name_suffix(&["ns", "group", "url"]).len(), 8);
+        // Values ARC computes (Go's hash/fnv and apimachinery's SafeEncodeString).
+        assert_eq!(name_suffix(&["arc-runners", "", "https://github.com/acme"]), "85f786b5");
+        assert_eq!(name_suffix(&["team-a", "default", "https://github.com/acme/repo"]), "5778b968");
+        assert_eq!(name_suffix(&["arc-runners"]), "754b578d");
     }
 }

@@ -150,8 +150,9 @@ pub fn secret(
     }
 }
 
-/// Merges the template's `listener` container into ours: image, command, resources, probes and security context
-/// override; env, args, ports, volume mounts and envFrom append.
+/// Merges the template's `listener` container into ours: resources, probes, security context and pull policy
+/// override; env, args, ports, volume mounts and envFrom append. Image and command stay ours: a template made for
+/// ARC names ARC's listener image (often mirrored for air-gapped clusters), which cannot run our listener.
 fn merge_listener_container(ours: &mut Container, theirs: Container) {
     macro_rules! take {
         ($($field:ident),*) => { $( if theirs.$field.is_some() { ours.$field = theirs.$field; } )* };
@@ -159,17 +160,28 @@ fn merge_listener_container(ours: &mut Container, theirs: Container) {
     macro_rules! append {
         ($($field:ident),*) => { $( if let Some(extra) = theirs.$field { ours.$field.get_or_insert_with(Vec::new).extend(extra); } )* };
     }
-    take!(
-        image,
-        command,
-        resources,
-        liveness_probe,
-        readiness_probe,
-        startup_probe,
-        security_context,
-        image_pull_policy
-    );
+    take!(resources, liveness_probe, readiness_probe, startup_probe, security_context, image_pull_policy);
     append!(env, args, ports, volume_mounts, env_from);
+}
+
+/// What of the template's `listener` container is not used (`image`, `command`), for an event.
+pub fn overridden_template_fields(listener: &AutoscalingListener, options: &ControllerOptions) -> Vec<String> {
+    let template = listener.spec.template.as_ref().and_then(|t| t.spec.as_ref());
+    let Some(theirs) = template.and_then(|spec| spec.containers.iter().find(|c| c.name == LISTENER_CONTAINER)) else {
+        return Vec::new();
+    };
+    let mut overridden = Vec::new();
+    if let Some(image) = theirs.image.as_ref().filter(|image| **image != listener.spec.image) {
+        overridden.push(format!("image {image:?} (runs {:?})", listener.spec.image));
+    }
+    if let Some(command) = theirs.command.as_ref().filter(|c| **c != listener_command(options)) {
+        overridden.push(format!("command {command:?} (runs {:?})", listener_command(options)));
+    }
+    overridden
+}
+
+fn listener_command(options: &ControllerOptions) -> Vec<String> {
+    vec![options.listener_entrypoint.clone(), "listener".into()]
 }
 
 /// The listener pod. `config_hash` covers the config secret, so a new config recreates the pod; `precompiled`
@@ -185,7 +197,7 @@ pub fn pod(
     let mut ours = Container {
         name: LISTENER_CONTAINER.into(),
         image: Some(listener.spec.image.clone()),
-        command: Some(vec![options.listener_entrypoint.clone(), "listener".into()]),
+        command: Some(listener_command(options)),
         env: Some(vec![EnvVar {
             name: "LISTENER_CONFIG_PATH".into(),
             value: Some(format!("{CONFIG_DIR}/config.json")),
@@ -288,7 +300,8 @@ mod tests {
                 "serviceAccountName": "ignored",
                 "tolerations": [{"key": "dedicated", "operator": "Exists"}],
                 "containers": [
-                    {"name": "listener", "image": "custom:1", "env": [{"name": "EXTRA", "value": "1"}],
+                    {"name": "listener", "image": "mirror.example/gha-runner-scale-set-controller:0.14.2",
+                     "command": ["/ghalistener"], "env": [{"name": "EXTRA", "value": "1"}],
                      "resources": {"limits": {"memory": "64Mi"}}},
                     {"name": "sidecar", "image": "proxy:1"}
                 ]
@@ -315,7 +328,10 @@ mod tests {
         assert_eq!(spec.tolerations.unwrap().len(), 1);
         assert_eq!(spec.containers.len(), 2);
         let ours = &spec.containers[0];
-        assert_eq!(ours.image.as_deref(), Some("custom:1"));
+        assert_eq!(ours.image.as_deref(), Some("controller:1"), "our image runs our listener");
+        assert_eq!(ours.command.as_ref().unwrap(), &["/gha-autoscaler", "listener"]);
+        let overridden = overridden_template_fields(&listener, &ControllerOptions::default());
+        assert_eq!(overridden.len(), 2, "{overridden:?}");
         let env: Vec<_> = ours.env.iter().flatten().map(|e| e.name.as_str()).collect();
         assert_eq!(env, ["LISTENER_CONFIG_PATH", "EXTRA"]);
         assert!(ours.resources.is_some());

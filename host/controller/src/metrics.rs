@@ -51,15 +51,30 @@ impl ControllerMetrics {
         self.listeners.get_or_create(labels).set(i64::from(running));
     }
 
+    /// Drops a deleted listener's series.
+    pub fn forget_listener(&self, labels: &ScaleSetLabels) {
+        self.listeners.remove(labels);
+    }
+
     /// Drops a deleted scale set's series.
     pub fn forget(&self, labels: &ScaleSetLabels) {
-        for family in [&self.pending, &self.running, &self.failed, &self.listeners] {
+        for family in [&self.pending, &self.running, &self.failed] {
             family.remove(labels);
         }
     }
 }
 
 impl ScaleSetLabels {
+    /// A listener's: its own name and namespace (as ARC labels `running_listeners`) and its scale set's scope.
+    pub fn of_listener(listener: &gha_crds::AutoscalingListener) -> Self {
+        use kube::ResourceExt;
+        ScaleSetLabels {
+            name: listener.name_any(),
+            namespace: listener.namespace().unwrap_or_default(),
+            ..ScaleSetLabels::from_labels(listener.labels())
+        }
+    }
+
     /// From the labels every object of a scale set carries.
     pub fn from_labels(labels: &std::collections::BTreeMap<String, String>) -> Self {
         use crate::labels::label;

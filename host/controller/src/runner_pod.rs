@@ -2,8 +2,6 @@
 //! set's policy (`mutate-runner-pod`); the controller's own env vars are applied last so no patch can replace
 //! the JIT config.
 
-use std::collections::BTreeMap;
-
 use gha_crds::EphemeralRunner;
 use k8s_openapi::api::core::v1::{Container, EnvVar, EnvVarSource, Pod, PodSpec, PodTemplateSpec, SecretKeySelector};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -29,13 +27,15 @@ pub mod jit_key {
 /// Env var of kubernetes container mode: its container-hook pods and secrets are cleaned up with the runner.
 pub const CONTAINER_HOOKS_ENV: &str = "ACTIONS_RUNNER_CONTAINER_HOOKS";
 
-/// The pod template before the policy: the ER's template with the ER's labels and annotations added.
+/// The pod template before the policy: the ER's labels and annotations, then the template's over them (as ARC).
 pub fn template(runner: &EphemeralRunner) -> PodTemplateSpec {
     let mut metadata = runner.spec.metadata.clone().unwrap_or_default();
-    let labels = metadata.labels.get_or_insert_with(BTreeMap::new);
-    labels.extend(runner.labels().clone());
-    let annotations = metadata.annotations.get_or_insert_with(BTreeMap::new);
-    annotations.extend(runner.annotations().clone());
+    let mut labels = runner.labels().clone();
+    labels.extend(metadata.labels.take().unwrap_or_default());
+    let mut annotations = runner.annotations().clone();
+    annotations.extend(metadata.annotations.take().unwrap_or_default());
+    metadata.labels = Some(labels);
+    metadata.annotations = Some(annotations);
     PodTemplateSpec { metadata: Some(metadata), spec: runner.spec.spec.clone() }
 }
 
@@ -60,8 +60,10 @@ fn set_env(container: &mut Container, var: EnvVar) {
     env.push(var);
 }
 
-/// The pod for `runner` from its (possibly mutated) template: name, owner, runner labels, `restartPolicy:
-/// Never`, and the runner container's env (JIT config, user agent, deprecated-version exit code, proxy).
+/// The pod for `runner` from its (possibly mutated) template: name, owner, runner labels, `restartPolicy: Never`
+/// unless the template sets one (as ARC), and the `runner` container's env (JIT config, user agent,
+/// deprecated-version exit code, proxy). `pod-template-hash` hashes the pod's JSON (ARC hashes its Go structures;
+/// the value only tells pods apart).
 pub fn pod(runner: &EphemeralRunner, template: PodTemplateSpec, controller_version: &str) -> Pod {
     let name = runner.name_any();
     let mut metadata = template.metadata.unwrap_or_default();
@@ -69,10 +71,7 @@ pub fn pod(runner: &EphemeralRunner, template: PodTemplateSpec, controller_versi
     labels.insert(label::EPHEMERAL_RUNNER.into(), "True".into());
     let annotations = metadata.annotations.take().unwrap_or_default();
     let mut spec = template.spec.unwrap_or_default();
-    spec.restart_policy = Some("Never".into());
-    if !spec.containers.iter().any(|c| c.name == RUNNER_CONTAINER) {
-        spec.containers.push(Container { name: RUNNER_CONTAINER.into(), ..Default::default() });
-    }
+    spec.restart_policy.get_or_insert_with(|| "Never".into());
     for container in spec.containers.iter_mut().filter(|c| c.name == RUNNER_CONTAINER) {
         set_env(container, secret_env(JIT_ENV, &name, jit_key::TOKEN, false));
         set_env(
@@ -124,6 +123,8 @@ pub fn uses_container_hooks(spec: Option<&PodSpec>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+
     use gha_crds::EphemeralRunnerSpec;
 
     fn runner() -> EphemeralRunner {
@@ -148,7 +149,11 @@ mod tests {
         );
         runner.metadata.namespace = Some("ci".into());
         runner.metadata.uid = Some("u1".into());
-        runner.metadata.labels = Some(BTreeMap::from([("team".into(), "a".into())]));
+        runner.metadata.labels = Some(BTreeMap::from([("team".into(), "a".into()), ("tier".into(), "er".into())]));
+        runner.spec.metadata = Some(ObjectMeta {
+            labels: Some(BTreeMap::from([("tier".into(), "template".into())])),
+            ..Default::default()
+        });
         runner
     }
 
@@ -166,7 +171,16 @@ mod tests {
         assert!(env.iter().any(|e| e.name == "https_proxy"));
         let labels = pod.metadata.labels.unwrap();
         assert_eq!(labels.get("team").map(String::as_str), Some("a"));
+        assert_eq!(labels["tier"], "template", "the template's labels win, as in ARC");
         assert_eq!(labels.get(label::EPHEMERAL_RUNNER).map(String::as_str), Some("True"));
         assert!(labels.contains_key(label::POD_TEMPLATE_HASH));
+    }
+
+    #[test]
+    fn a_restart_policy_of_the_template_is_kept() {
+        let mut runner = runner();
+        runner.spec.spec.as_mut().unwrap().restart_policy = Some("OnFailure".into());
+        let pod = pod(&runner, template(&runner), "0.1.0");
+        assert_eq!(pod.spec.unwrap().restart_policy.as_deref(), Some("OnFailure"));
     }
 }

@@ -17,6 +17,10 @@ pub struct ListenerConfig {
     pub github_app_installation_id: i64,
     pub github_app_private_key: String,
     pub vault_type: String,
+    pub vault_lookup_key: String,
+    /// ARC's Azure Key Vault settings; refused (with `vault_type` and `vault_lookup_key`) by `validate`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub azure_key_vault: Option<serde_json::Value>,
     pub ephemeral_runner_set_namespace: String,
     pub ephemeral_runner_set_name: String,
     pub max_runners: i64,
@@ -101,8 +105,13 @@ impl ListenerConfig {
                 format!("{} is below min_runners {}", self.max_runners, self.min_runners),
             ));
         }
-        if !self.vault_type.is_empty() {
-            return Err(invalid("vault_type", "vaults are not supported yet; use github_token or a GitHub App"));
+        let vault = [
+            ("vault_type", !self.vault_type.is_empty()),
+            ("vault_lookup_key", !self.vault_lookup_key.is_empty()),
+            ("azure_key_vault", self.azure_key_vault.as_ref().is_some_and(|v| !v.is_null())),
+        ];
+        if let Some((field, _)) = vault.into_iter().find(|(_, set)| *set) {
+            return Err(invalid(field, "credentials from a vault are not supported; use github_token or a GitHub App"));
         }
         self.credentials().map(|_| ())
     }
@@ -186,6 +195,8 @@ mod tests {
             ("max_runners", serde_json::json!(0), "max_runners"),
             ("github_token", serde_json::json!(""), "github_token"),
             ("vault_type", serde_json::json!("azure_key_vault"), "vault_type"),
+            ("vault_lookup_key", serde_json::json!("gh-app"), "vault_lookup_key"),
+            ("azure_key_vault", serde_json::json!({"url": "https://v.vault.azure.net"}), "azure_key_vault"),
         ] {
             let mut config = valid();
             config[key] = value;
