@@ -20,7 +20,7 @@ use gha_crds::{
     EphemeralRunnerSpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::DynamicObject;
 use kube::discovery::ApiResource;
 use kube::runtime::controller::{Action, Config, Controller};
@@ -105,7 +105,10 @@ impl RunnerSetReconciler<'_> {
             return self.finalize().await;
         }
         let mut conditions = Vec::new();
+        // ARC's chart (`helm.sh/chart: gha-rs-<version>`) versions its scale sets by ARC's releases: adopted.
+        let made_by_arc = self.ars.labels().get("helm.sh/chart").is_some_and(|chart| chart.starts_with("gha-rs-"));
         if let Some(version) = self.ars.labels().get(label::VERSION)
+            && !made_by_arc
             && !version_allowed(version, &self.ctx.options.build_version)
         {
             conditions.push(condition(
@@ -156,6 +159,7 @@ impl RunnerSetReconciler<'_> {
         };
         self.fix_drift(&client, id).await?;
         let ers = self.ensure_runner_set(id).await?;
+        self.retire_other_runner_sets().await?;
         let outdated =
             ers.as_ref().and_then(|e| e.status.as_ref()).and_then(|s| s.phase.as_deref()) == Some(PHASE_OUTDATED);
         let listeners: Api<AutoscalingListener> =
@@ -351,6 +355,24 @@ impl RunnerSetReconciler<'_> {
 
     /// Creates the EphemeralRunnerSet, or updates its template in place (its controller replaces idle runners;
     /// busy ones finish on the old template) and its metadata.
+    /// Deletes runner sets this scale set owns under another name (ARC names them `<name>-<random>`): their
+    /// runners drain (idle ones go, busy ones finish their job) while ours takes over.
+    async fn retire_other_runner_sets(&self) -> Result<()> {
+        let api: Api<EphemeralRunnerSet> = Api::namespaced(self.ctx.kube.clone(), &self.namespace);
+        let selector = format!("{}={}", label::SCALE_SET_NAME, labels::label_value(&self.ars.name_any()));
+        let owned = api.list(&ListParams::default().labels(&selector)).await?.items;
+        let uid = self.ars.uid();
+        for other in owned {
+            let ours =
+                other.owner_references().iter().any(|o| o.controller == Some(true) && Some(&o.uid) == uid.as_ref());
+            if ours && other.name_any() != self.ars.name_any() && other.metadata.deletion_timestamp.is_none() {
+                tracing::info!(runner_set = %other.name_any(), "retiring a runner set made under another name (ARC's)");
+                ignore_not_found(api.delete(&other.name_any(), &DeleteParams::default()).await)?;
+            }
+        }
+        Ok(())
+    }
+
     async fn ensure_runner_set(&self, id: i64) -> Result<Option<EphemeralRunnerSet>> {
         let api: Api<EphemeralRunnerSet> = Api::namespaced(self.ctx.kube.clone(), &self.namespace);
         let runner_spec = self.runner_spec(id);
@@ -455,7 +477,8 @@ impl RunnerSetReconciler<'_> {
         }
     }
 
-    /// Creates the listener; one whose spec or metadata drifted is deleted and recreated next time.
+    /// Creates the listener; one whose spec or metadata drifted (or that ARC made) is updated in place, so there
+    /// is never a second listener object and its pod is replaced by the listener controller.
     async fn ensure_listener(&self, api: &Api<AutoscalingListener>, id: i64, ers: &EphemeralRunnerSet) -> Result<()> {
         let spec = self.listener_spec(id, ers);
         let meta = self.ars.spec.autoscaling_listener.clone().unwrap_or_default();
@@ -473,8 +496,12 @@ impl RunnerSetReconciler<'_> {
                 Ok(())
             }
             Some(_) => {
-                tracing::info!(listener = %name, "listener spec changed; recreating the listener");
-                ignore_not_found(api.delete(&name, &DeleteParams::default()).await)?;
+                tracing::info!(listener = %name, "listener spec changed; updating the listener");
+                let patch = json!({
+                    "metadata": {"labels": labels, "annotations": annotations},
+                    "spec": spec,
+                });
+                ignore_not_found(api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await)?;
                 Ok(())
             }
             None => {

@@ -1,6 +1,7 @@
 //! Containers that run as real local processes: the command is mapped to a local binary, env values are
 //! resolved (literal or from Secrets), and Secret volumes are written to a private directory whose path replaces
-//! the mount path in env values and arguments. The process is killed when the pod's task is aborted (pod deleted).
+//! the mount path in env values and arguments. When the pod's task is aborted (pod deleted) the process gets
+//! SIGTERM and its grace period, as a kubelet gives it, then SIGKILL.
 
 use std::path::PathBuf;
 
@@ -16,8 +17,36 @@ pub(crate) struct ProcessSpec {
     program: PathBuf,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    /// The pod's termination grace period (capped).
+    grace: std::time::Duration,
     /// Holds the mounted files while the process runs.
     _volumes: tempfile::TempDir,
+}
+
+/// Longest grace period a terminated process gets here.
+const MAX_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A running process; dropping it terminates the process as a kubelet does.
+struct Running {
+    child: Option<tokio::process::Child>,
+    grace: std::time::Duration,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        let (Some(pid), Ok(runtime)) = (child.id(), tokio::runtime::Handle::try_current()) else { return };
+        let Ok(pid) = i32::try_from(pid) else { return };
+        // SAFETY: signals a child process this struct owns and has not reaped.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let grace = self.grace;
+        // The child is killed on drop: after the grace period, or when the runtime stops first.
+        runtime.spawn(async move {
+            let _ = tokio::time::timeout(grace, child.wait()).await;
+        });
+    }
 }
 
 impl ProcessSpec {
@@ -29,10 +58,18 @@ impl ProcessSpec {
             .kill_on_drop(true)
             .spawn();
         match child {
-            Ok(mut child) => match child.wait().await {
-                Ok(status) => status.code().unwrap_or(137),
-                Err(_) => 1,
-            },
+            Ok(child) => {
+                let mut running = Running { child: Some(child), grace: self.grace };
+                let exit = match running.child.as_mut() {
+                    Some(child) => child.wait().await,
+                    None => return 1,
+                };
+                running.child = None;
+                match exit {
+                    Ok(status) => status.code().unwrap_or(137),
+                    Err(_) => 1,
+                }
+            }
             Err(e) => {
                 tracing::warn!(program = %self.program.display(), error = %e, "cannot start the container process");
                 1
@@ -166,5 +203,7 @@ async fn build(
         env.push(("KUBECONFIG".into(), path.display().to_string()));
     }
     let args: Vec<String> = command[1..].iter().chain(container.args.iter().flatten()).map(|a| remap(a)).collect();
-    Ok(ProcessSpec { program, args, env, _volumes: volumes })
+    let grace_seconds = pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds).unwrap_or(30);
+    let grace = std::time::Duration::from_secs(u64::try_from(grace_seconds).unwrap_or(0)).min(MAX_GRACE);
+    Ok(ProcessSpec { program, args, env, grace, _volumes: volumes })
 }
