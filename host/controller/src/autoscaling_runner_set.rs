@@ -675,3 +675,31 @@ pub fn check_spec(spec: &gha_crds::AutoscalingRunnerSetSpec, force_ghes: bool) -
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(template: serde_json::Value) -> gha_crds::AutoscalingRunnerSetSpec {
+        serde_json::from_value(json!({
+            "githubConfigUrl": "https://github.com/acme", "githubConfigSecret": "s", "template": template
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_template_without_a_runner_container_is_invalid() {
+        let runner = spec(json!({"spec": {"containers": [{"name": "runner", "image": "r:1"}]}}));
+        assert!(check_spec(&runner, false).is_ok());
+        let other = spec(json!({"spec": {"containers": [{"name": "main", "image": "r:1"}]}}));
+        assert!(matches!(check_spec(&other, false), Err(Error::Invalid(why)) if why.contains("runner")));
+        assert!(check_spec(&spec(json!({})), false).is_err(), "an ARC object without a template");
+    }
+
+    #[test]
+    fn vault_credentials_are_refused_with_the_reason() {
+        let mut vault = spec(json!({"spec": {"containers": [{"name": "runner"}]}}));
+        vault.vault_config = Some(gha_crds::VaultConfig { kind: Some("azure_key_vault".into()), ..Default::default() });
+        assert!(matches!(check_spec(&vault, false), Err(Error::Invalid(why)) if why.contains("Azure Key Vault")));
+    }
+}

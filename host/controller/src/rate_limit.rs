@@ -130,4 +130,14 @@ mod tests {
         let elapsed = start.elapsed();
         assert!(elapsed >= Duration::from_millis(990) && elapsed < Duration::from_millis(1100), "{elapsed:?}");
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn reservations_owe_tokens_beyond_the_burst() {
+        let budget = TokenBucket::new(10.0, 2);
+        assert_eq!((budget.reserve(), budget.reserve()), (Duration::ZERO, Duration::ZERO));
+        let waits: Vec<Duration> = (0..3).map(|_| budget.reserve()).collect();
+        let millis: Vec<u128> = waits.iter().map(Duration::as_millis).collect();
+        assert_eq!(millis, [100, 200, 300], "each retry beyond the burst waits one more token");
+        assert_eq!(TokenBucket::new(0.0, 1).reserve(), Duration::ZERO, "disabled");
+    }
 }
