@@ -175,7 +175,7 @@ fn is_atomic_struct(schema: &Map<String, Value>, field: &str) -> bool {
     let Some(props) = properties(schema) else { return false };
     let mut names: Vec<&str> = props.keys().map(String::as_str).collect();
     names.sort_unstable();
-    ATOMIC_STRUCTS.iter().any(|shape| *shape == names.as_slice())
+    ATOMIC_STRUCTS.contains(&names.as_slice())
 }
 
 /// A reference's `name` may be absent (Kubernetes keeps it optional for compatibility); typed references
@@ -194,9 +194,9 @@ fn relax_reference_name(schema: &mut Map<String, Value>) {
 }
 
 fn add_default(child: &mut Map<String, Value>, holder: &str, field: &str) {
-    if let Some((_, _, default)) = DEFAULTS.iter().find(|(h, f, _)| *h == holder && *f == field) {
-        if let Ok(value) = serde_json::from_str::<Value>(default) {
-            child.entry("default").or_insert(value);
-        }
+    if let Some((_, _, default)) = DEFAULTS.iter().find(|(h, f, _)| *h == holder && *f == field)
+        && let Ok(value) = serde_json::from_str::<Value>(default)
+    {
+        child.entry("default").or_insert(value);
     }
 }
