@@ -42,6 +42,25 @@ pub fn chart_dir(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts").join(name)
 }
 
+/// The value sets under `tests/data/<dir>` of this crate (documented values files), as (file stem, YAML), sorted
+/// by name.
+///
+/// # Panics
+/// The directory or a file in it cannot be read (a broken checkout).
+pub fn value_sets(dir: &str) -> Vec<(String, String)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(dir);
+    let mut sets: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| {
+            let path = entry.unwrap_or_else(|e| panic!("{}: {e}", dir.display())).path();
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            (path.file_stem().unwrap_or_default().to_string_lossy().into_owned(), text)
+        })
+        .collect();
+    sets.sort();
+    sets
+}
+
 /// A temporary directory holding one values file per layer.
 struct ValueFiles {
     dir: tempfile::TempDir,

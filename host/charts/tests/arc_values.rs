@@ -3,8 +3,6 @@
 //! ARC's names, so scale sets find it (by `lookup`, as ARC's chart does) and bind its ServiceAccount; object names
 //! are ARC's.
 
-use std::path::PathBuf;
-
 use gha_charts::{Render, RenderError};
 use gha_crds::AutoscalingRunnerSet;
 use gha_real_kube::{Helm, RealKube, RealKubeOptions};
@@ -15,18 +13,9 @@ use kube::{Api, Client};
 const CONTROLLER: &str = "gha-autoscaler-controller";
 const SCALE_SET: &str = "gha-autoscaler-scale-set";
 
-/// The ARC value sets of `tests/data/arc/<chart>/`, as (name, YAML), sorted by name.
+/// The ARC value sets of `tests/data/arc/<chart>/`.
 fn arc_value_sets(chart: &str) -> Vec<(String, String)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/arc").join(chart);
-    let mut sets: Vec<(String, String)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| {
-            let path = entry.unwrap().path();
-            (path.file_stem().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&path).unwrap())
-        })
-        .collect();
-    sets.sort();
-    sets
+    gha_charts::value_sets(&format!("arc/{chart}"))
 }
 
 async fn create_namespace(client: &Client, name: &str) {

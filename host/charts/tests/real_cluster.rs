@@ -2,8 +2,6 @@
 //! `helm install` with every documented value set (`tests/data/`, default values included), and the CRDs with
 //! plain `kubectl apply`.
 
-use std::path::PathBuf;
-
 use gha_charts::{Render, chart_dir};
 use gha_crds::AutoscalingRunnerSet;
 use gha_real_kube::{Helm, RealKube, RealKubeOptions, tool};
@@ -13,18 +11,9 @@ use kube::Api;
 const CONTROLLER: &str = "gha-autoscaler-controller";
 const SCALE_SET: &str = "gha-autoscaler-scale-set";
 
-/// The value sets of `tests/data/<chart>/`, as (name, YAML), sorted by name.
+/// The value sets of `tests/data/<chart>/`, the defaults among them.
 fn value_sets(chart: &str) -> Vec<(String, String)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(chart);
-    let mut sets: Vec<(String, String)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| {
-            let path = entry.unwrap().path();
-            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read_to_string(&path).unwrap())
-        })
-        .collect();
-    sets.sort();
+    let sets = gha_charts::value_sets(chart);
     assert!(sets.iter().any(|(name, _)| name == "defaults"), "the defaults are a value set");
     sets
 }
