@@ -240,7 +240,7 @@ impl ListenerMetrics {
     }
 
     fn labels(&self, keys: &[String], job: Option<&JobFields>) -> Labels {
-        keys.iter().map(|k| (k.clone(), self.value(k, job))).collect()
+        keys.iter().map(|k| (k.clone(), gha_policy_engine::escape_label_value(&self.value(k, job)))).collect()
     }
 
     fn gauge(&self, name: &str, value: u32) {
@@ -366,6 +366,20 @@ mod tests {
             text.contains(r#"gha_job_startup_duration_seconds_bucket{le="5.0",job_workflow_name="ci"} 1"#),
             "{text}"
         );
+    }
+
+    #[test]
+    fn job_fields_from_github_are_escaped_in_the_exposition() {
+        let metrics = ListenerMetrics::new(scale_set(), None);
+        metrics.job_started(&JobFields {
+            job_display_name: "build \"quoted\"\nfake_metric 1".into(),
+            ..Default::default()
+        });
+        let text = encode(&metrics);
+        let started: Vec<&str> = text.lines().filter(|l| l.starts_with("gha_started_jobs_total{")).collect();
+        assert_eq!(started.len(), 1, "{text}");
+        assert!(started[0].contains(r#"job_name="build \"quoted\"\nfake_metric 1""#), "{text}");
+        assert!(!text.lines().any(|l| l.starts_with("fake_metric")), "{text}");
     }
 
     #[test]

@@ -51,7 +51,7 @@ pub use gha_autoscaler_policy_types as types;
 pub use instance::PolicyInstance;
 pub use limits::PolicyLimits;
 pub use manifest::{Hook, PolicyManifest, WIT_PACKAGE, WIT_VERSION};
-pub use metrics::PolicyMetrics;
+pub use metrics::{PolicyMetrics, escape_label_value};
 pub use replay::{DecisionRecord, Replayer};
 pub use scale_set_policy::{Decided, Outcome, ScaleSetPolicy};
 pub use source::{PolicyBytes, PolicySource};

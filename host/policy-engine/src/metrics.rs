@@ -119,13 +119,14 @@ impl PolicyMetrics {
         self.traps.get_or_create(&KindLabels { kind: kind.into() }).get()
     }
 
-    /// Builds the label set of a guest series, or None when the scale set's series budget is spent.
+    /// Builds the label set of a guest series (values escaped), or None when the scale set's series budget is
+    /// spent.
     fn guest_labels(&self, scale_set: &str, name: &str, labels: Vec<(String, String)>) -> Option<GuestLabels> {
         let metric: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).take(64).collect();
-        let mut set: GuestLabels = vec![("name".into(), metric), ("scale_set".into(), scale_set.into())];
+        let mut set: GuestLabels = vec![("name".into(), metric), ("scale_set".into(), escape_label_value(scale_set))];
         set.extend(labels.into_iter().take(8).map(|(k, v)| {
             let key: String = k.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).take(64).collect();
-            (format!("l_{key}"), v.chars().take(128).collect())
+            (format!("l_{key}"), escape_label_value(&v.chars().take(128).collect::<String>()))
         }));
         let mut series = self.guest_series.lock().unwrap_or_else(|e| e.into_inner());
         let known = series.entry(scale_set.to_string()).or_default();
@@ -150,6 +151,21 @@ impl PolicyMetrics {
     }
 }
 
+/// A label value as the Prometheus text format needs it (`\\`, `\"` and `\n` escaped). prometheus-client writes
+/// label values as given, so every value that comes from outside (a policy, a job's fields) goes through this.
+pub fn escape_label_value(value: &str) -> String {
+    let mut escaped = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => escaped.push_str("\\\\"),
+            '"' => escaped.push_str("\\\""),
+            '\n' => escaped.push_str("\\n"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +180,22 @@ mod tests {
         let series = metrics.guest_series.lock().unwrap();
         assert_eq!(series["a"].len(), MAX_GUEST_SERIES_PER_SCALE_SET);
         assert_eq!(series["b"].len(), 1);
+    }
+
+    #[test]
+    fn guest_label_values_cannot_forge_series() {
+        let metrics = PolicyMetrics::default();
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        let forged = "x\"}\ngha_policy_calls_total{hook=\"decide\",result=\"ok\"} 999999\n#";
+        metrics.guest_gauge_set("a\"b", "g", 1.0, vec![("k".into(), forged.into())]);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(!text.contains("999999\n"), "a forged line: {text}");
+        let series: Vec<&str> = text.lines().filter(|l| l.starts_with("gha_policy_guest_gauge{")).collect();
+        assert_eq!(series.len(), 1, "{text}");
+        assert!(series[0].contains(r#"scale_set="a\"b""#), "{text}");
+        assert!(series[0].contains(r#"\ngha_policy_calls_total{hook=\"decide\""#), "escaped, on one line: {text}");
     }
 
     #[test]
