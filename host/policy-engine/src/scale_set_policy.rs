@@ -279,6 +279,10 @@ impl ScaleSetPolicy {
             if let Some(text) = instance.mutate_runner_pod(runner_name, &template.to_string())? {
                 let patch = pod_patch::parse_patch(&text).map_err(invalid)?;
                 pod_patch::apply_patch(&mut pod, &patch).map_err(invalid)?;
+                // Keys on the allowlist with values of the wrong type would make a template no pod is built from:
+                // a policy failure here (failure policy, breaker, event), never a runner stuck without a pod.
+                serde_json::from_value::<k8s_openapi::api::core::v1::PodTemplateSpec>(pod.clone())
+                    .map_err(|e| invalid(format!("the patched template is not a valid pod template: {e}")))?;
             }
             Ok(pod)
         });

@@ -200,7 +200,7 @@ async fn pod_patches_outside_the_allowlist_leave_the_pod_untouched() {
     let (_, policy) = fixture("ok", FailurePolicy::Fallback).await;
     let shaped = policy.mutate_runner_pod("r1", &template).unwrap();
     assert_eq!(shaped.value["metadata"]["labels"]["shaped-by"], "misbehaving");
-    for mode in ["escalating-patch", "garbage-patch"] {
+    for mode in ["escalating-patch", "garbage-patch", "mistyped-patch"] {
         let (_, policy) = fixture(mode, FailurePolicy::Fallback).await;
         let refused = policy.mutate_runner_pod("r1", &template).unwrap();
         assert_eq!(refused.value, template, "{mode}");
