@@ -227,8 +227,21 @@ pub fn validate_pod_metadata(metadata: &PodMetadata) -> Result<(), String> {
     Ok(())
 }
 
+/// Label keys the controller, ARC and Kubernetes select runner pods by: a policy changing one would hide the pod
+/// from its controller (its runner never cleaned up, its job waiting).
+const RESERVED_LABELS: &[&str] = &["actions-ephemeral-runner", "pod-template-hash", "runner-pod"];
+
+/// Label key prefixes (and `*.<domain>/` suffixes) of Kubernetes and the recommended app labels.
+const RESERVED_LABEL_DOMAINS: &[&str] = &["app.kubernetes.io", "kubernetes.io", "k8s.io"];
+
 fn check_label(key: &str, value: &str) -> Result<(), String> {
     check_key(key)?;
+    let domain = key.split_once('/').map(|(prefix, _)| prefix);
+    let reserved_domain =
+        domain.is_some_and(|d| RESERVED_LABEL_DOMAINS.iter().any(|r| d == *r || d.ends_with(&format!(".{r}"))));
+    if RESERVED_LABELS.contains(&key) || reserved_domain {
+        return Err(format!("label {key:?} is reserved (the controller and Kubernetes select pods by it)"));
+    }
     if !(value.is_empty() || is_name(value, 63)) {
         return Err(format!("label {key}: value {value:?} is not a valid label value"));
     }
@@ -361,6 +374,16 @@ mod tests {
         assert!(check_key("Bad_Prefix/x").is_err());
         assert!(check_key(&"a".repeat(64)).is_err());
         assert!(check_label("a", "").is_ok());
+        for reserved in ["actions-ephemeral-runner", "pod-template-hash", "app.kubernetes.io/name", "kubernetes.io/os"]
+        {
+            assert!(check_label(reserved, "x").is_err(), "{reserved}");
+        }
+        assert!(check_label("node.kubernetes.io/instance-type", "x").is_err());
+        assert!(check_label("x.k8s.io/y", "x").is_err());
+        assert!(check_label("karpenter.sh/capacity-type", "spot").is_ok());
+        let hijack =
+            PodMetadata { labels: vec![("actions-ephemeral-runner".into(), "False".into())], annotations: vec![] };
+        assert!(validate_pod_metadata(&hijack).is_err(), "on-job-event cannot hide a pod from the controller");
         assert!(
             validate_pod_metadata(&PodMetadata {
                 labels: vec![("a".into(), "b".into())],
