@@ -75,8 +75,11 @@ async fn outcomes(kind: BackendKind) -> Vec<String> {
     let mut seen = Vec::new();
 
     // Schema: required fields, types, pruning, nulls.
-    let missing = runner_set("missing", json!({"githubConfigUrl": "https://github.com/acme"}));
+    let missing = runner_set("missing", json!({"githubConfigUrl": "https://github.com/acme",
+        "template": {"spec": {"containers": [{"image": "runner"}]}}}));
     seen.push(format!("required fields: {}", outcome(sets.create(&post, &missing).await)));
+    let sparse = runner_set("sparse", json!({"githubConfigUrl": "https://github.com/acme"}));
+    seen.push(format!("fields ARC leaves optional: {}", outcome(sets.create(&post, &sparse).await)));
     let mut wrong = valid_spec();
     wrong["minRunners"] = json!("3");
     seen.push(format!("wrong type: {}", outcome(sets.create(&post, &runner_set("wrong", wrong)).await)));
@@ -176,6 +179,7 @@ async fn the_in_memory_api_and_a_real_api_server_give_the_same_outcomes() {
         real,
         [
             "required fields: 422 Invalid",
+            "fields ARC leaves optional: ok",
             "wrong type: 422 Invalid",
             "pruned: unknown false, null env false, free-form config kept true",
             "status on create dropped: true",
