@@ -75,8 +75,9 @@ async fn outcomes(kind: BackendKind) -> Vec<String> {
     let mut seen = Vec::new();
 
     // Schema: required fields, types, pruning, nulls.
-    let missing = runner_set("missing", json!({"githubConfigUrl": "https://github.com/acme",
-        "template": {"spec": {"containers": [{"image": "runner"}]}}}));
+    let unnamed_container = json!({"spec": {"containers": [{"image": "runner"}]}});
+    let missing =
+        runner_set("missing", json!({"githubConfigUrl": "https://github.com/acme", "template": unnamed_container}));
     seen.push(format!("required fields: {}", outcome(sets.create(&post, &missing).await)));
     let sparse = runner_set("sparse", json!({"githubConfigUrl": "https://github.com/acme"}));
     seen.push(format!("fields ARC leaves optional: {}", outcome(sets.create(&post, &sparse).await)));
