@@ -353,8 +353,6 @@ impl RunnerSetReconciler<'_> {
         }
     }
 
-    /// Creates the EphemeralRunnerSet, or updates its template in place (its controller replaces idle runners;
-    /// busy ones finish on the old template) and its metadata.
     /// Deletes runner sets this scale set owns under another name (ARC names them `<name>-<random>`): their
     /// runners drain (idle ones go, busy ones finish their job) while ours takes over.
     async fn retire_other_runner_sets(&self) -> Result<()> {
@@ -373,6 +371,8 @@ impl RunnerSetReconciler<'_> {
         Ok(())
     }
 
+    /// Creates the EphemeralRunnerSet, or updates its template in place (its controller replaces idle runners;
+    /// busy ones finish on the old template) and its metadata.
     async fn ensure_runner_set(&self, id: i64) -> Result<Option<EphemeralRunnerSet>> {
         let api: Api<EphemeralRunnerSet> = Api::namespaced(self.ctx.kube.clone(), &self.namespace);
         let runner_spec = self.runner_spec(id);
@@ -667,8 +667,8 @@ pub fn check_spec(spec: &gha_crds::AutoscalingRunnerSetSpec, force_ghes: bool) -
                 .into(),
         ));
     }
-    let containers = spec.template.spec.iter().flat_map(|s| s.containers.iter());
-    if !containers.clone().any(|c| c.name == crate::runner_pod::RUNNER_CONTAINER) {
+    let mut containers = spec.template.spec.iter().flat_map(|s| s.containers.iter());
+    if !containers.any(|c| c.name == crate::runner_pod::RUNNER_CONTAINER) {
         return Err(Error::Invalid(
             "template.spec.containers has no container named \"runner\" (the one that gets the JIT config)".into(),
         ));

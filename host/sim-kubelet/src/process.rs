@@ -32,6 +32,16 @@ struct Running {
     grace: std::time::Duration,
 }
 
+impl Running {
+    /// Waits for the process to end; it is then no longer terminated on drop.
+    async fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        let Some(child) = self.child.as_mut() else { return Err(std::io::ErrorKind::NotFound.into()) };
+        let status = child.wait().await;
+        self.child = None;
+        status
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         let Some(mut child) = self.child.take() else { return };
@@ -60,12 +70,7 @@ impl ProcessSpec {
         match child {
             Ok(child) => {
                 let mut running = Running { child: Some(child), grace: self.grace };
-                let exit = match running.child.as_mut() {
-                    Some(child) => child.wait().await,
-                    None => return 1,
-                };
-                running.child = None;
-                match exit {
+                match running.wait().await {
                     Ok(status) => status.code().unwrap_or(137),
                     Err(_) => 1,
                 }
