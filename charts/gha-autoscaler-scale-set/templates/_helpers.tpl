@@ -336,6 +336,10 @@ allowWasi: true
 shadow:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- with $policy.permissions }}
+permissions:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- end }}
 
 {{/* The controller's ServiceAccount as YAML {namespace, name}: each from controllerServiceAccount, or else from the

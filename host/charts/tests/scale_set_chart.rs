@@ -336,7 +336,7 @@ fn policy_values_reach_the_scale_set() {
     let source = policy.source.config_map.unwrap();
     assert_eq!((source.name.as_str(), source.key.as_deref()), ("arc-runner-set-gha-rs-policy", Some("policy.wasm")));
     assert_eq!(policy.config, Some(json!({"idle": 2})));
-    assert_eq!(policy.limits.unwrap().memory_mib, Some(32));
+    assert_eq!(policy.limits.unwrap().memory_mib, 32);
     assert_eq!(policy.failure_policy.as_deref(), Some("HoldLast"));
     let role: Role = from_file.one("Role");
     assert!(role.rules.unwrap().iter().any(|r| r.resources.iter().flatten().any(|x| x == "configmaps")));

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use gha_crds::{AutoscalingRunnerSet, PolicySourceSpec, PolicySpecCr};
 use gha_policy_engine::types::ScaleSetRef;
-use gha_policy_engine::{FailurePolicy, PolicyEngine, PolicyLimits, PolicySource, PolicySpec, ScaleSetPolicy};
+use gha_policy_engine::{FailurePolicy, PolicyEngine, PolicySource, PolicySpec, ScaleSetPolicy};
 use kube::{Client, ResourceExt};
 
 use crate::error::{Error, Result};
@@ -72,8 +72,6 @@ pub async fn resolve(
     for_listener: bool,
 ) -> Result<PolicySpec> {
     let Some(cr) = cr else { return Ok(PolicySpec::built_in("arc-default")) };
-    let defaults = PolicyLimits::default();
-    let limits = cr.limits.clone().unwrap_or_default();
     let shadow = match &cr.shadow {
         Some(shadow) => {
             let mut spec = PolicySpec::built_in("arc-default");
@@ -87,14 +85,10 @@ pub async fn resolve(
         source: source(kube, namespace, &cr.source, for_listener).await?,
         config: cr.config.clone().unwrap_or_default(),
         failure_policy: failure_policy(cr.failure_policy.as_deref())?,
-        limits: PolicyLimits {
-            memory_mib: limits.memory_mib.unwrap_or(defaults.memory_mib),
-            timeout_ms: limits.timeout_ms.unwrap_or(defaults.timeout_ms),
-            configure_timeout_ms: limits.configure_timeout_ms.unwrap_or(defaults.configure_timeout_ms),
-            max_state_bytes: limits.max_state_bytes.unwrap_or(defaults.max_state_bytes),
-        },
+        limits: cr.limits.unwrap_or_default(),
         allow_wasi: cr.allow_wasi.unwrap_or(false),
         shadow,
+        permissions: cr.permissions.clone().unwrap_or_default(),
     })
 }
 

@@ -69,7 +69,7 @@ async fn arc_shaped_objects_round_trip_through_the_api() {
     let read = sets.get("arc-runner-set").await.unwrap();
     let policy = read.spec.policy.as_ref().unwrap();
     assert_eq!(policy.config.as_ref().unwrap()["scaleFactor"], 0.5);
-    assert_eq!(policy.limits.as_ref().unwrap().memory_mib, Some(32));
+    assert_eq!(policy.limits.as_ref().unwrap().memory_mib, 32);
     assert_eq!(read.spec.template.spec.unwrap().containers[0].name, "runner");
 
     let status = json!({"status": {"currentRunners": 3, "phase": "Running"}});

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use gha_crds::AutoscalingRunnerSet;
 use gha_listener::ListenerConfig;
-use gha_policy_engine::pod_patch::{apply_patch, parse_patch};
+use gha_policy_engine::pod_patch::{PodPermissions, apply_patch, parse_patch};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -170,8 +170,37 @@ fn every_seed_is_handled() {
     for seed in corpus("runner-set") {
         serde_json::from_slice::<AutoscalingRunnerSet>(&seed).expect("the runner-set seeds deserialize");
     }
-    let accepted = corpus("pod-patch").iter().filter(|s| parse_patch(&String::from_utf8_lossy(s)).is_ok()).count();
-    assert_eq!(accepted, 1, "only shape.json is on the allowlist");
+    let (template, granted) = (dind_pod(), everything_grantable());
+    let seeds = corpus("pod-patch");
+    let accepted = seeds.iter().filter(|s| parse_patch(&String::from_utf8_lossy(s), &template, &granted).is_ok());
+    assert_eq!(accepted.count(), 1, "only shape.json is on the allowlist, even with everything granted");
+}
+
+/// The chart's dind runner pod.
+fn dind_pod() -> Value {
+    json!({"metadata": {"labels": {"app": "runner"}}, "spec": {
+        "serviceAccountName": "no-permission",
+        "initContainers": [{"name": "init-dind-externals", "image": "runner:1"}],
+        "containers": [
+            {"name": "runner", "image": "runner:1", "command": ["/home/runner/run.sh"],
+             "env": [{"name": "DOCKER_HOST", "value": "unix:///var/run/docker.sock"}]},
+            {"name": "dind", "image": "docker:dind", "securityContext": {"privileged": true}}
+        ],
+    }})
+}
+
+/// A cluster admin who granted every permission there is.
+fn everything_grantable() -> PodPermissions {
+    let all = || vec!["*".to_string()];
+    PodPermissions {
+        containers: vec!["runner".into(), "dind".into(), "init-dind-externals".into()],
+        images: all(),
+        env: all(),
+        metadata_keys: all(),
+        priority_classes: all(),
+        scheduler_names: all(),
+        control_plane: true,
+    }
 }
 
 proptest! {
@@ -222,16 +251,19 @@ proptest! {
         }
     }
 
-    /// Pod patches from policies: an accepted patch, applied to a runner pod, never grants privileges, host
-    /// access or another service account, and never drops the runner container.
+    /// Pod patches from policies, with every permission granted: an accepted patch, applied to the dind runner
+    /// pod, never grants privileges, host access or another service account, never drops the runner container,
+    /// never touches the privileged or init containers, and never sets the runner's own env.
     #[test]
     fn accepted_pod_patches_never_escalate(text in inputs("pod-patch")) {
-        if let Ok(patch) = parse_patch(&text) {
-            let mut template = json!({"metadata": {"labels": {"app": "runner"}}, "spec": {
-                "serviceAccountName": "no-permission",
-                "containers": [{"name": "runner", "image": "runner:1", "command": ["/home/runner/run.sh"]}],
-            }});
+        let original = dind_pod();
+        if let Ok(patch) = parse_patch(&text, &original, &everything_grantable()) {
+            let mut template = original.clone();
             if apply_patch(&mut template, &patch).is_ok() {
+                prop_assert_eq!(&template["spec"]["containers"][1], &original["spec"]["containers"][1]);
+                prop_assert_eq!(&template["spec"]["initContainers"], &original["spec"]["initContainers"]);
+                let runner_env = template["spec"]["containers"][0]["env"].as_array().cloned().unwrap_or_default();
+                prop_assert_eq!(&runner_env[0], &original["spec"]["containers"][0]["env"][0]);
                 let spec = &template["spec"];
                 prop_assert_eq!(&spec["serviceAccountName"], "no-permission");
                 for key in ["hostNetwork", "hostPID", "hostIPC", "volumes", "securityContext"] {
@@ -243,7 +275,7 @@ proptest! {
                     prop_assert!(container.get("securityContext").is_none() && container.get("volumeMounts").is_none());
                 }
                 for (key, _) in template["metadata"]["labels"].as_object().into_iter().flatten() {
-                    prop_assert!(!key.starts_with("actions.github.com/"));
+                    prop_assert!(!key.starts_with("actions.github.com/") && key != "actions-ephemeral-runner");
                 }
             }
         }

@@ -82,6 +82,14 @@ pub enum Error {
         /// The cap.
         limit_mib: u32,
     },
+    /// The guest handed the host more bytes in one crossing than allowed; refused before they were copied.
+    #[error("policy {hook} handed the host over {limit} bytes at once (outputs, a log line or metric labels)")]
+    OutputLimit {
+        /// Hook called.
+        hook: Hook,
+        /// The limit, bytes.
+        limit: usize,
+    },
     /// The guest trapped (panic, unreachable, out-of-bounds...).
     #[error("policy {hook} trapped: {message}")]
     Trap {
@@ -129,6 +137,7 @@ impl Error {
             Error::Config(_) => "config",
             Error::Timeout { .. } => "timeout",
             Error::MemoryLimit { .. } => "memory",
+            Error::OutputLimit { .. } => "output_limit",
             Error::Trap { .. } => "trap",
             Error::Policy { .. } => "error",
             Error::InvalidOutput { .. } => "invalid",
@@ -139,6 +148,9 @@ impl Error {
 
     /// Whether the instance must be thrown away (it is poisoned after any trap).
     pub(crate) fn poisons_instance(&self) -> bool {
-        matches!(self, Error::Timeout { .. } | Error::MemoryLimit { .. } | Error::Trap { .. })
+        matches!(
+            self,
+            Error::Timeout { .. } | Error::MemoryLimit { .. } | Error::OutputLimit { .. } | Error::Trap { .. }
+        )
     }
 }

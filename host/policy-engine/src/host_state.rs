@@ -1,16 +1,15 @@
 //! Per-store host state: the sandbox limiter and the host imports (logging, metrics).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{logging, metrics, types};
+use crate::log_budget::{self, LogBudget, Verdict};
 use crate::metrics::PolicyMetrics;
-
-/// Longest log message the host keeps.
-const MAX_LOG_CHARS: usize = 4096;
 
 /// Caps linear memory, tables and instance counts, and remembers whether the cap was hit so the host can report
 /// a memory limit rather than a generic trap.
@@ -55,6 +54,8 @@ pub(crate) struct HostState {
     policy: Arc<str>,
     scale_set: Arc<str>,
     metrics: Arc<PolicyMetrics>,
+    /// Shared with the instance, so the per-minute budget outlives a rebuilt store.
+    pub(crate) log_budget: Arc<Mutex<LogBudget>>,
     /// WASI state, created on first use by policies that were allowed WASI.
     wasi: Option<(WasiCtx, ResourceTable)>,
 }
@@ -69,7 +70,13 @@ impl WasiView for HostState {
 }
 
 impl HostState {
-    pub(crate) fn new(memory_mib: u32, policy: Arc<str>, scale_set: Arc<str>, metrics: Arc<PolicyMetrics>) -> Self {
+    pub(crate) fn new(
+        memory_mib: u32,
+        policy: Arc<str>,
+        scale_set: Arc<str>,
+        metrics: Arc<PolicyMetrics>,
+        log_budget: Arc<Mutex<LogBudget>>,
+    ) -> Self {
         HostState {
             limiter: SandboxLimiter {
                 max_memory_bytes: (memory_mib as usize) << 20,
@@ -79,8 +86,13 @@ impl HostState {
             policy,
             scale_set,
             metrics,
+            log_budget,
             wasi: None,
         }
+    }
+
+    fn budget(&self) -> std::sync::MutexGuard<'_, LogBudget> {
+        self.log_budget.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -102,6 +114,9 @@ macro_rules! policy_event {
 
 impl logging::Host for HostState {
     fn enabled(&mut self, level: logging::Level) -> bool {
+        if !self.budget().open(Instant::now()) {
+            return false;
+        }
         match level {
             logging::Level::Trace => tracing::enabled!(target: "gha_policy", tracing::Level::TRACE),
             logging::Level::Debug => tracing::enabled!(target: "gha_policy", tracing::Level::DEBUG),
@@ -111,10 +126,24 @@ impl logging::Host for HostState {
         }
     }
 
+    /// Writes a line within the budget (cut to its caps); drops it, counted, when the budget is spent.
     fn log(&mut self, level: logging::Level, message: String, fields: Vec<(String, String)>) {
-        let message: String = message.chars().take(MAX_LOG_CHARS).collect();
-        let fields: String = fields.iter().take(16).map(|(k, v)| format!("{k}={v} ")).collect();
-        let fields = fields.trim_end();
+        let (message, fields) = log_budget::bounded_line(&message, &fields);
+        match self.budget().spend(message.len() + fields.len(), Instant::now()) {
+            Verdict::Write => {}
+            verdict => {
+                self.metrics.record_log_dropped();
+                if verdict == Verdict::DropAndWarn {
+                    tracing::warn!(
+                        target: "gha_policy",
+                        policy = %self.policy,
+                        scale_set = %self.scale_set,
+                        "policy log budget spent; its lines are dropped (and counted) until the next call or minute"
+                    );
+                }
+                return;
+            }
+        }
         match level {
             logging::Level::Trace => policy_event!(tracing::Level::TRACE, self, message, fields),
             logging::Level::Debug => policy_event!(tracing::Level::DEBUG, self, message, fields),

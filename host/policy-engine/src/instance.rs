@@ -1,6 +1,6 @@
 //! A live policy instance for one scale set: its store, limits and deadlines, rebuilt after any trap.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use wasmtime::Store;
@@ -10,7 +10,8 @@ use crate::convert::Convert;
 use crate::engine::PolicyPre;
 use crate::error::{Error, Result};
 use crate::host_state::HostState;
-use crate::limits::PolicyLimits;
+use crate::limits::{MAX_HOSTCALL_BYTES, PolicyLimits, deadline_ms};
+use crate::log_budget::LogBudget;
 use crate::manifest::{Hook, PolicyManifest};
 use crate::types as t;
 
@@ -39,27 +40,36 @@ pub struct PolicyInstance {
     limits: PolicyLimits,
     live: Option<Live>,
     instantiations: u64,
+    log_budget: Arc<Mutex<LogBudget>>,
 }
 
 /// Calls `info` in a throwaway instance (used while preparing).
 pub(crate) fn read_info(pre: &PolicyPre) -> Result<t::PolicyInfo> {
     let limits = PolicyLimits::default();
-    let mut live = instantiate(pre, &limits, "inspect")?;
+    let mut live = instantiate(pre, &limits, "inspect", Arc::default())?;
     call_hook(pre, &mut live, &limits, Hook::Info, |store, hooks| {
         hooks.lifecycle.call_info(store).map(Ok::<_, w::PolicyError>)
     })
     .map(Convert::convert)
 }
 
-fn instantiate(pre: &PolicyPre, limits: &PolicyLimits, scale_set: &str) -> Result<Live> {
+fn instantiate(
+    pre: &PolicyPre,
+    limits: &PolicyLimits,
+    scale_set: &str,
+    log_budget: Arc<Mutex<LogBudget>>,
+) -> Result<Live> {
     let state = HostState::new(
         limits.memory_mib,
         pre.manifest.origin.as_str().into(),
         scale_set.into(),
         pre.engine.metrics().clone(),
+        log_budget,
     );
     let mut store = Store::new(pre.engine.wasmtime(), state);
     store.limiter(|state| &mut state.limiter);
+    // Every string and list a guest hands over (outputs, log lines, metric labels) is bounded before it is copied.
+    store.set_hostcall_fuel(MAX_HOSTCALL_BYTES);
     store.epoch_deadline_trap();
     store.set_epoch_deadline(pre.engine.deadline_ticks(limits.configure_timeout_ms));
     let instance = pre.pre.instantiate(&mut store).map_err(|e| Error::Instantiate(format!("{e:#}")))?;
@@ -82,8 +92,9 @@ fn call_hook<R>(
     hook: Hook,
     f: impl FnOnce(&mut Store<HostState>, &Hooks) -> wasmtime::Result<Result<R, w::PolicyError>>,
 ) -> Result<R> {
-    let deadline_ms = limits.deadline_ms(hook);
+    let deadline_ms = deadline_ms(limits, hook);
     live.store.set_epoch_deadline(pre.engine.deadline_ticks(deadline_ms));
+    live.store.data().log_budget.lock().unwrap_or_else(|e| e.into_inner()).start_call();
     let started = Instant::now();
     let outcome = f(&mut live.store, &live.hooks);
     let result = match outcome {
@@ -107,7 +118,11 @@ fn classify(error: wasmtime::Error, hook: Hook, limits: &PolicyLimits, store: &S
         return Error::MemoryLimit { hook, limit_mib: limits.memory_mib };
     }
     match error.downcast_ref::<wasmtime::Trap>() {
-        Some(wasmtime::Trap::Interrupt) => Error::Timeout { hook, deadline_ms: limits.deadline_ms(hook) },
+        Some(wasmtime::Trap::Interrupt) => Error::Timeout { hook, deadline_ms: deadline_ms(limits, hook) },
+        // wasmtime's hostcall-fuel error is not public; its message is stable across the LTS line.
+        _ if format!("{error:#}").contains("fuel allocated for hostcalls") => {
+            Error::OutputLimit { hook, limit: MAX_HOSTCALL_BYTES }
+        }
         _ => Error::Trap { hook, message: format!("{error:?}") },
     }
 }
@@ -123,8 +138,16 @@ impl PolicyInstance {
         config_json: String,
         limits: PolicyLimits,
     ) -> Result<Self> {
-        limits.validate()?;
-        let mut instance = PolicyInstance { pre, scale_set, config_json, limits, live: None, instantiations: 0 };
+        limits.validate().map_err(Error::InvalidLimits)?;
+        let mut instance = PolicyInstance {
+            pre,
+            scale_set,
+            config_json,
+            limits,
+            live: None,
+            instantiations: 0,
+            log_budget: Arc::default(),
+        };
         instance.live()?;
         Ok(instance)
     }
@@ -151,7 +174,7 @@ impl PolicyInstance {
 
     fn live(&mut self) -> Result<&mut Live> {
         if self.live.is_none() {
-            let mut live = instantiate(&self.pre, &self.limits, &self.scale_set.name)?;
+            let mut live = instantiate(&self.pre, &self.limits, &self.scale_set.name, self.log_budget.clone())?;
             self.instantiations += 1;
             let scale_set: w::ScaleSetRef = self.scale_set.clone().convert();
             let config = self.config_json.clone();

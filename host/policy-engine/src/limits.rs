@@ -1,81 +1,26 @@
-//! Sandbox limits per scale set.
+//! Sandbox limits: a scale set's (`spec.policy.limits`, [`PolicyLimits`]) and the host's fixed caps.
 
-use serde::{Deserialize, Serialize};
+pub use gha_crds::PolicyLimits;
 
-use crate::error::{Error, Result};
 use crate::manifest::Hook;
-
-/// Per-policy sandbox limits (`spec.policy.limits`). Defaults follow the measured numbers in the design notes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-pub struct PolicyLimits {
-    /// Linear memory cap per instance, MiB (default 64, at most 256).
-    #[serde(rename = "memoryMiB")]
-    pub memory_mib: u32,
-    /// Deadline for `decide`, `select`, `on-job-event` and `info`, ms (default 100, at most 1000).
-    pub timeout_ms: u32,
-    /// Deadline for `configure` and `mutate-runner-pod`, ms (default 500, at most 2000).
-    pub configure_timeout_ms: u32,
-    /// Largest state a decision may carry, bytes (default 4096, at most 65536).
-    pub max_state_bytes: u32,
-}
-
-impl Default for PolicyLimits {
-    fn default() -> Self {
-        PolicyLimits { memory_mib: 64, timeout_ms: 100, configure_timeout_ms: 500, max_state_bytes: 4096 }
-    }
-}
 
 /// Longest reason the host keeps.
 pub const MAX_REASON_CHARS: usize = 256;
 /// Largest policy artifact accepted.
 pub const MAX_POLICY_BYTES: usize = 50 << 20;
+/// Most bytes a guest may hand the host in one crossing (a hook's outputs, or one log or metric call's
+/// arguments): wasmtime's hostcall fuel, checked before anything is copied.
+pub const MAX_HOSTCALL_BYTES: usize = 1 << 20;
 /// Largest pod patch accepted.
 pub const MAX_PATCH_BYTES: usize = 64 << 10;
+/// Most bytes of labels and annotations (keys and values) one `on-job-event` may return, and the largest single
+/// annotation value a patch may set (Kubernetes allows 256 KiB for all of a pod's annotations).
+pub const MAX_METADATA_BYTES: usize = 64 << 10;
 
-impl PolicyLimits {
-    /// Checks every limit is within its range.
-    ///
-    /// # Errors
-    /// [`Error::InvalidLimits`] naming the field.
-    pub fn validate(&self) -> Result<()> {
-        let check = |name: &str, value: u32, min: u32, max: u32| {
-            if (min..=max).contains(&value) {
-                Ok(())
-            } else {
-                Err(Error::InvalidLimits(format!("{name} must be within {min}..={max}, got {value}")))
-            }
-        };
-        check("memoryMiB", self.memory_mib, 2, 256)?;
-        check("timeoutMs", self.timeout_ms, 1, 1000)?;
-        check("configureTimeoutMs", self.configure_timeout_ms, 1, 2000)?;
-        check("maxStateBytes", self.max_state_bytes, 0, 65536)
-    }
-
-    /// The deadline of one hook.
-    pub fn deadline_ms(&self, hook: Hook) -> u32 {
-        match hook {
-            Hook::Configure | Hook::MutateRunnerPod => self.configure_timeout_ms,
-            Hook::Info | Hook::Decide | Hook::Select | Hook::OnJobEvent => self.timeout_ms,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn limits_out_of_range_are_named() {
-        let err = PolicyLimits { memory_mib: 1024, ..Default::default() }.validate().unwrap_err();
-        assert!(err.to_string().contains("memoryMiB"), "{err}");
-        assert!(PolicyLimits::default().validate().is_ok());
-    }
-
-    #[test]
-    fn limits_read_camel_case_and_reject_unknown_fields() {
-        let limits: PolicyLimits = serde_json::from_str(r#"{"memoryMiB": 32, "timeoutMs": 50}"#).unwrap();
-        assert_eq!((limits.memory_mib, limits.timeout_ms, limits.configure_timeout_ms), (32, 50, 500));
-        assert!(serde_json::from_str::<PolicyLimits>(r#"{"fuel": 1}"#).is_err());
+/// The deadline of one hook under `limits`.
+pub(crate) fn deadline_ms(limits: &PolicyLimits, hook: Hook) -> u32 {
+    match hook {
+        Hook::Configure | Hook::MutateRunnerPod => limits.configure_timeout_ms,
+        Hook::Info | Hook::Decide | Hook::Select | Hook::OnJobEvent => limits.timeout_ms,
     }
 }

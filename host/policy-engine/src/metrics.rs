@@ -43,6 +43,8 @@ pub struct PolicyMetrics {
     traps: Family<KindLabels, Counter>,
     fallbacks: Family<HookLabels, Counter>,
     shadow_disagreements: Counter,
+    log_dropped: Counter,
+    churn_damped: Family<KindLabels, Counter>,
     guest_counters: Family<GuestLabels, Counter>,
     guest_gauges: Family<GuestLabels, Gauge<f64, AtomicU64>>,
     guest_series: Mutex<HashMap<String, HashSet<GuestLabels>>>,
@@ -56,6 +58,8 @@ impl Default for PolicyMetrics {
             traps: Family::default(),
             fallbacks: Family::default(),
             shadow_disagreements: Counter::default(),
+            log_dropped: Counter::default(),
+            churn_damped: Family::default(),
             guest_counters: Family::default(),
             guest_gauges: Family::default(),
             guest_series: Mutex::new(HashMap::new()),
@@ -83,6 +87,16 @@ impl PolicyMetrics {
             "Shadow-policy decisions that differed from the acting policy",
             self.shadow_disagreements.clone(),
         );
+        registry.register(
+            "gha_policy_log_dropped_lines",
+            "Policy log lines dropped because the policy spent its log budget",
+            self.log_dropped.clone(),
+        );
+        registry.register(
+            "gha_policy_churn_damped",
+            "Decisions the host damped against churn, by rule (drain deferred, scale-up over budget)",
+            self.churn_damped.clone(),
+        );
         registry.register("gha_policy_guest", "Counters defined by policies", self.guest_counters.clone());
         registry.register("gha_policy_guest_gauge", "Gauges defined by policies", self.guest_gauges.clone());
     }
@@ -102,6 +116,24 @@ impl PolicyMetrics {
 
     pub(crate) fn record_shadow_disagreement(&self) {
         self.shadow_disagreements.inc();
+    }
+
+    pub(crate) fn record_log_dropped(&self) {
+        self.log_dropped.inc();
+    }
+
+    pub(crate) fn record_churn_damped(&self, kind: &str) {
+        self.churn_damped.get_or_create(&KindLabels { kind: kind.into() }).inc();
+    }
+
+    /// Decisions damped by churn rule `kind` (`drain`, `scale-up`) so far.
+    pub fn churn_damped(&self, kind: &str) -> u64 {
+        self.churn_damped.get_or_create(&KindLabels { kind: kind.into() }).get()
+    }
+
+    /// Policy log lines dropped over budget so far.
+    pub fn log_dropped(&self) -> u64 {
+        self.log_dropped.get()
     }
 
     /// Calls of `hook` that ended with `result` so far.

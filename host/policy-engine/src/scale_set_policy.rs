@@ -8,6 +8,7 @@ use gha_autoscaler_policy::Scaler;
 use serde_json::Value;
 
 use crate::breaker::Breaker;
+use crate::churn::ChurnGuard;
 use crate::engine::PolicyEngine;
 use crate::error::{Error, Result};
 use crate::instance::PolicyInstance;
@@ -65,6 +66,7 @@ struct Active {
     breaker: Breaker,
     last_good: Option<ScaleDecision>,
     shadow: Option<Shadow>,
+    churn: ChurnGuard,
 }
 
 struct Shadow {
@@ -103,6 +105,7 @@ impl ScaleSetPolicy {
         let mut fresh = build(&self.engine, &self.scale_set, spec).await?;
         let mut active = self.lock();
         fresh.last_good = active.last_good.take();
+        fresh.churn = std::mem::take(&mut active.churn);
         *active = fresh;
         tracing::info!(scale_set = %self.scale_set.name, policy = %active.instance.manifest().origin, "policy swapped");
         Ok(())
@@ -182,7 +185,7 @@ impl ScaleSetPolicy {
             validate::decision(raw, input, &limits)
                 .map_err(|reason| Error::InvalidOutput { hook: Hook::Decide, reason })
         });
-        let decided = match result {
+        let mut decided = match result {
             Ok(Validated { value, adjustments }) => Decided { value, outcome: Outcome::Policy, adjustments },
             Err(error) if active.spec.failure_policy == FailurePolicy::HoldLast && active.last_good.is_some() => {
                 self.engine.metrics().record_fallback(Hook::Decide.as_str());
@@ -201,6 +204,10 @@ impl ScaleSetPolicy {
         };
         if decided.outcome == Outcome::Policy {
             active.last_good = Some(decided.value.clone());
+        }
+        for (rule, note) in active.churn.damp(&mut decided.value, input, &limits) {
+            self.engine.metrics().record_churn_damped(rule.label());
+            decided.adjustments.push(note);
         }
         if let Some(shadow) = &mut active.shadow {
             self.shadow_decide(shadow, input, &decided.value, &limits);
@@ -273,11 +280,12 @@ impl ScaleSetPolicy {
     /// Only with failure policy `Fail`: the policy's error.
     pub fn mutate_runner_pod(&self, runner_name: &str, template: &Value) -> Result<Decided<Value>> {
         let mut guard = self.lock();
+        let permissions = guard.spec.permissions.clone();
         let result = Self::guarded(&mut guard, |instance| {
             let invalid = |reason| Error::InvalidOutput { hook: Hook::MutateRunnerPod, reason };
             let mut pod = template.clone();
             if let Some(text) = instance.mutate_runner_pod(runner_name, &template.to_string())? {
-                let patch = pod_patch::parse_patch(&text).map_err(invalid)?;
+                let patch = pod_patch::parse_patch(&text, template, &permissions).map_err(invalid)?;
                 pod_patch::apply_patch(&mut pod, &patch).map_err(invalid)?;
                 // Keys on the allowlist with values of the wrong type would make a template no pod is built from:
                 // a policy failure here (failure policy, breaker, event), never a runner stuck without a pod.
@@ -300,9 +308,10 @@ impl ScaleSetPolicy {
     /// Only with failure policy `Fail`: the policy's error.
     pub fn on_job_event(&self, event: &JobEvent) -> Result<Decided<PodMetadata>> {
         let mut guard = self.lock();
+        let permissions = guard.spec.permissions.clone();
         let result = Self::guarded(&mut guard, |instance| {
             let metadata = instance.on_job_event(event)?;
-            pod_patch::validate_pod_metadata(&metadata)
+            pod_patch::validate_pod_metadata(&metadata, &permissions)
                 .map_err(|reason| Error::InvalidOutput { hook: Hook::OnJobEvent, reason })?;
             Ok(metadata)
         });
@@ -338,5 +347,12 @@ async fn build(engine: &Arc<PolicyEngine>, scale_set: &ScaleSetRef, spec: Policy
         }
         None => None,
     };
-    Ok(Active { spec, instance: acting, breaker: Breaker::default(), last_good: None, shadow })
+    Ok(Active {
+        spec,
+        instance: acting,
+        breaker: Breaker::default(),
+        last_good: None,
+        shadow,
+        churn: ChurnGuard::default(),
+    })
 }

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::limits::PolicyLimits;
+use crate::pod_patch::PodPermissions;
 use crate::source::PolicySource;
 
 /// What to do when the policy fails (trap, deadline, error, invalid output, open breaker).
@@ -38,6 +39,9 @@ pub struct PolicySpec {
     /// A second policy run alongside on every decision, logged and counted but never acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shadow: Option<Box<PolicySpec>>,
+    /// What the policy may change on runner pods, as the cluster admin granted.
+    #[serde(default)]
+    pub permissions: PodPermissions,
 }
 
 impl PolicySpec {
@@ -50,6 +54,7 @@ impl PolicySpec {
             limits: PolicyLimits::default(),
             allow_wasi: false,
             shadow: None,
+            permissions: PodPermissions::default(),
         }
     }
 

@@ -47,6 +47,9 @@ pub struct TestSuite {
     /// Link deny-all WASI (JS/Python policies).
     #[serde(default)]
     pub allow_wasi: bool,
+    /// What the policy may change on runner pods (the scale set's `spec.policy.permissions`; defaults when unset).
+    #[serde(default)]
+    pub permissions: crate::pod_patch::PodPermissions,
     /// The scale set the policy is configured for.
     #[serde(default)]
     pub scale_set: ScaleSetRef,
@@ -221,6 +224,7 @@ pub async fn run_suite(engine: &Arc<PolicyEngine>, suite: &TestSuite, base_dir: 
         limits: suite.limits,
         allow_wasi: suite.allow_wasi,
         shadow: None,
+        permissions: suite.permissions.clone(),
     };
     let mut results = Vec::new();
     for case in &suite.cases {

@@ -1,14 +1,17 @@
 //! Validation and clamping of policy outputs. The host acts only on what passes here.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::limits::{MAX_REASON_CHARS, PolicyLimits};
 use crate::types::{ScaleDecision, ScaleDownInput, ScaleInput};
 
-/// Shortest and longest re-evaluation delay a policy may ask for.
-pub const REQUEUE_RANGE_MS: (u32, u32) = (100, 3_600_000);
+/// Longest re-evaluation delay a policy may ask for (the shortest is `limits.min_requeue_ms`).
+pub const MAX_REQUEUE_MS: u32 = 3_600_000;
 /// Most attributes a decision may carry.
 const MAX_ATTRIBUTES: usize = 64;
+/// Most bytes (keys and values) of a decision's attributes: the decision is kept as the last good one, the
+/// previous one and in the decision log.
+pub const MAX_ATTRIBUTE_BYTES: usize = 8 << 10;
 
 /// A validated output and what the host changed to make it acceptable.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,7 +52,7 @@ pub fn decision(
     if raw.max_capacity.is_some_and(|c| c != max_capacity) {
         note("maxCapacity", format!("{:?}", raw.max_capacity), max_capacity.to_string());
     }
-    let requeue_after_ms = raw.requeue_after_ms.map(|ms| ms.clamp(REQUEUE_RANGE_MS.0, REQUEUE_RANGE_MS.1));
+    let requeue_after_ms = raw.requeue_after_ms.map(|ms| ms.clamp(limits.min_requeue_ms, MAX_REQUEUE_MS));
     if requeue_after_ms != raw.requeue_after_ms {
         note("requeueAfterMs", format!("{:?}", raw.requeue_after_ms), format!("{requeue_after_ms:?}"));
     }
@@ -59,9 +62,19 @@ pub fn decision(
         adjustments.push(format!("reason truncated to {MAX_REASON_CHARS} characters"));
     }
     let mut attributes = raw.attributes;
-    if attributes.len() > MAX_ATTRIBUTES {
-        attributes.truncate(MAX_ATTRIBUTES);
-        adjustments.push(format!("attributes truncated to {MAX_ATTRIBUTES}"));
+    let mut bytes = 0;
+    let within = attributes
+        .iter()
+        .take(MAX_ATTRIBUTES)
+        .take_while(|(k, v)| {
+            bytes += k.len() + v.len();
+            bytes <= MAX_ATTRIBUTE_BYTES
+        })
+        .count();
+    if within < attributes.len() {
+        attributes.truncate(within);
+        adjustments
+            .push(format!("attributes cut to {within} ({MAX_ATTRIBUTES} and {MAX_ATTRIBUTE_BYTES} bytes at most)"));
     }
     Ok(Validated {
         value: ScaleDecision {
@@ -79,16 +92,17 @@ pub fn decision(
 }
 
 /// Checks a scale-down selection: names must be candidates; busy runners are dropped whatever the policy says;
-/// duplicates are removed; at most `surplus` names are kept.
+/// duplicates are removed; at most `surplus` names are kept. Linear in the selection and the candidates.
 ///
 /// # Errors
 /// A name that is not a candidate (the policy is confused, so its whole answer is refused).
 pub fn selection(raw: Vec<String>, input: &ScaleDownInput) -> Result<Validated<Vec<String>>, String> {
     let mut adjustments = Vec::new();
+    let candidates: HashMap<&str, _> = input.candidates.iter().map(|c| (c.name.as_str(), c)).collect();
     let mut seen = HashSet::new();
     let mut chosen = Vec::new();
     for name in raw {
-        let Some(candidate) = input.candidates.iter().find(|c| c.name == name) else {
+        let Some(candidate) = candidates.get(name.as_str()) else {
             return Err(format!("selected {name:?}, which is not a candidate"));
         };
         if !seen.insert(name.clone()) {
@@ -129,7 +143,7 @@ mod tests {
         assert_eq!(v.value.min_runners, 10);
         assert_eq!(v.value.desired_runners, 10, "desired is raised to the policy's floor");
         assert_eq!(v.value.max_capacity, Some(10));
-        assert_eq!(v.value.requeue_after_ms, Some(REQUEUE_RANGE_MS.0));
+        assert_eq!(v.value.requeue_after_ms, Some(1000));
         assert_eq!(v.adjustments.len(), 4, "{:?}", v.adjustments);
     }
 

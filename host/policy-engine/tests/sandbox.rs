@@ -4,46 +4,14 @@ use std::sync::Arc;
 
 use gha_policy_engine::types::*;
 use gha_policy_engine::{
-    EngineOptions, Error, FailurePolicy, Outcome, PolicyBytes, PolicyEngine, PolicyLimits, PolicyMetrics, PolicySource,
-    PolicySpec, ScaleSetPolicy,
+    EngineOptions, Error, FailurePolicy, Outcome, PolicyBytes, PolicyEngine, PolicyMetrics, PolicySource, PolicySpec,
+    ScaleSetPolicy,
 };
 use serde_json::json;
 
-const MISBEHAVING: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/misbehaving_policy.wasm"));
+mod common;
 
-fn engine() -> Arc<PolicyEngine> {
-    PolicyEngine::new(EngineOptions::default(), Arc::new(PolicyMetrics::default())).unwrap()
-}
-
-fn fixture_spec(mode: &str, failure_policy: FailurePolicy) -> PolicySpec {
-    PolicySpec {
-        source: PolicySource::Bytes { origin: "fixture misbehaving".into(), bytes: MISBEHAVING.into() },
-        config: json!({ "mode": mode }),
-        failure_policy,
-        limits: PolicyLimits { timeout_ms: 20, ..Default::default() },
-        allow_wasi: false,
-        shadow: None,
-    }
-}
-
-async fn fixture(mode: &str, failure_policy: FailurePolicy) -> (Arc<PolicyEngine>, ScaleSetPolicy) {
-    let engine = engine();
-    let policy = ScaleSetPolicy::load(&engine, scale_set(), fixture_spec(mode, failure_policy)).await.unwrap();
-    (engine, policy)
-}
-
-fn scale_set() -> ScaleSetRef {
-    ScaleSetRef { namespace: "ci".into(), name: "linux".into(), id: 7, ..Default::default() }
-}
-
-fn input(assigned: u32) -> ScaleInput {
-    ScaleInput {
-        now_unix_ms: 1_795_392_000_000,
-        statistics: JobStatistics { assigned_jobs: assigned, ..Default::default() },
-        bounds: Bounds { min_runners: 1, max_runners: 10 },
-        ..Default::default()
-    }
-}
+use common::{MISBEHAVING, engine, fixture, fixture_spec, input, scale_set};
 
 fn candidates() -> ScaleDownInput {
     ScaleDownInput {
@@ -77,11 +45,13 @@ async fn arc_default_in_the_sandbox_matches_the_native_formula() {
     let engine = engine();
     let policy = ScaleSetPolicy::load(&engine, scale_set(), PolicySpec::built_in("arc-default")).await.unwrap();
     let mut replay = gha_policy_engine::Replayer::new(&policy);
-    for (assigned, events, desired, drain) in
-        [(0, 0, 1, false), (0, 0, 1, true), (4, 2, 5, false), (40, 0, 10, false), (0, 1, 1, false), (0, 0, 1, true)]
-    {
+    let steps =
+        [(0, 0, 1, false), (0, 0, 1, true), (4, 2, 5, false), (40, 0, 10, false), (0, 1, 1, false), (0, 0, 1, true)];
+    for (step, (assigned, events, desired, drain)) in steps.into_iter().enumerate() {
         let mut i = input(assigned);
         i.job_events_since_previous = events;
+        // A long poll apart, as the listener decides when idle (beyond the drain cool-down after a raise).
+        i.now_unix_ms += step as u64 * 50_000;
         let decided = replay.step(i).unwrap();
         assert_eq!(decided.outcome, Outcome::Policy);
         assert_eq!((decided.value.desired_runners, decided.value.drain), (desired, drain), "assigned {assigned}");

@@ -58,6 +58,9 @@ struct PolicyOptions {
     /// Policy config: a JSON file, or inline JSON.
     #[arg(long)]
     config: Option<String>,
+    /// What the policy may change on runner pods (`spec.policy.permissions`): a JSON file, or inline JSON.
+    #[arg(long)]
+    permissions: Option<String>,
     /// Link a deny-all WASI (for policies built with componentize-js or componentize-py).
     #[arg(long)]
     allow_wasi: bool,
@@ -66,25 +69,31 @@ struct PolicyOptions {
     cache_dir: Option<PathBuf>,
 }
 
+/// A JSON argument given as a file or inline.
+fn json_arg<T: serde::de::DeserializeOwned>(arg: Option<&str>, what: &str) -> anyhow::Result<Option<T>> {
+    let Some(arg) = arg else { return Ok(None) };
+    let text = match std::fs::read_to_string(arg) {
+        Ok(text) => text,
+        Err(_) if arg.trim_start().starts_with(['{', '[']) => arg.to_string(),
+        Err(e) => return Err(e).with_context(|| format!("reading {what} {arg}")),
+    };
+    serde_json::from_str(&text).map(Some).with_context(|| format!("{what} {arg} is not valid"))
+}
+
 impl PolicyOptions {
     fn source(&self) -> PolicySource {
         PolicySource::from_arg(&self.policy, self.sha256.clone())
     }
 
     fn config(&self) -> anyhow::Result<serde_json::Value> {
-        let Some(config) = &self.config else { return Ok(serde_json::Value::Null) };
-        let text = match std::fs::read_to_string(config) {
-            Ok(text) => text,
-            Err(_) if config.trim_start().starts_with(['{', '[']) => config.clone(),
-            Err(e) => return Err(e).with_context(|| format!("reading config {config}")),
-        };
-        serde_json::from_str(&text).with_context(|| format!("config {config} is not JSON"))
+        Ok(json_arg(self.config.as_deref(), "config")?.unwrap_or_default())
     }
 
     fn spec(&self) -> anyhow::Result<PolicySpec> {
         Ok(PolicySpec {
             source: self.source(),
             config: self.config()?,
+            permissions: json_arg(self.permissions.as_deref(), "permissions")?.unwrap_or_default(),
             allow_wasi: self.allow_wasi,
             ..PolicySpec::built_in("arc-default")
         })
