@@ -49,9 +49,9 @@ pub struct PolicyLimits {
     pub max_state_bytes: u32,
     /// Shortest `requeue-after` honoured, ms (default 1000, at least 1000).
     pub min_requeue_ms: u32,
-    /// How long after the policy last raised its desired runners a drain is deferred, ms (default 10000, at most
-    /// 600000): a policy flipping between scale-up and drain cannot delete the runners it just created.
-    pub drain_cooldown_ms: u32,
+    /// Most direction changes (a drain after a raise of desired runners) within a minute (default 6, 1..=1000);
+    /// past it a drain waits, so a policy flipping between scale-up and drain cannot delete what it just created.
+    pub max_direction_changes_per_minute: u32,
     /// Most runners the policy may add to its desired count within a minute, beyond ARC's own target (minimum +
     /// assigned jobs, which is never held back). 0 (default) = twice maxRunners, at least 10.
     pub max_scale_up_per_minute: u32,
@@ -65,7 +65,7 @@ impl Default for PolicyLimits {
             configure_timeout_ms: 500,
             max_state_bytes: 4096,
             min_requeue_ms: 1000,
-            drain_cooldown_ms: 10_000,
+            max_direction_changes_per_minute: 6,
             max_scale_up_per_minute: 0,
         }
     }
@@ -89,7 +89,7 @@ impl PolicyLimits {
         check("configureTimeoutMs", self.configure_timeout_ms, 1, 2000)?;
         check("maxStateBytes", self.max_state_bytes, 0, 65536)?;
         check("minRequeueMs", self.min_requeue_ms, 1000, 3_600_000)?;
-        check("drainCooldownMs", self.drain_cooldown_ms, 0, 600_000)?;
+        check("maxDirectionChangesPerMinute", self.max_direction_changes_per_minute, 1, 1000)?;
         check("maxScaleUpPerMinute", self.max_scale_up_per_minute, 0, 1_000_000)
     }
 

@@ -1,10 +1,13 @@
 //! The main loop: first decision from the session statistics, then per message: statistics → acquire →
 //! JobStarted (runner marked busy, pod labelled by the policy) → JobCompleted → ack → decide. A message is
 //! acknowledged only once handled: when acquiring fails it is not, and the service delivers it again. An empty
-//! poll decides again; a policy's requeue-after decides in the middle of a long poll.
+//! poll decides again; a policy's requeue-after decides in the middle of a long poll, which stays open (the poll
+//! owns a handle on the session, so deciding never drops it). A decision that changes nothing (same count, no
+//! drain, no job event since) patches nothing.
 
 use std::future::Future;
 use std::io::Write as _;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,11 +41,16 @@ struct State {
     patches: PatchSequence,
     capacity: u32,
     decide_at: Option<Instant>,
+    /// The count last patched onto the EphemeralRunnerSet.
+    patched: Option<u32>,
 }
+
+/// A long poll in flight.
+type Poll = Pin<Box<dyn Future<Output = Result<Option<Message>, ClientError>> + Send>>;
 
 /// One scale set's listener loop.
 pub struct Listener<C: Cluster> {
-    session: MessageSession,
+    session: Arc<MessageSession>,
     policy: Arc<ScaleSetPolicy>,
     cluster: C,
     metrics: Arc<ListenerMetrics>,
@@ -80,7 +88,7 @@ impl<C: Cluster> Listener<C> {
     ) -> Self {
         let statistics = session.initial_statistics().unwrap_or_default();
         Listener {
-            session,
+            session: Arc::new(session),
             policy,
             cluster,
             metrics,
@@ -94,6 +102,7 @@ impl<C: Cluster> Listener<C> {
                 patches: PatchSequence::default(),
                 capacity: bounds.max_runners,
                 decide_at: None,
+                patched: None,
             },
         }
     }
@@ -114,16 +123,22 @@ impl<C: Cluster> Listener<C> {
         self.decide().await;
         tokio::pin!(shutdown);
         let mut failures = 0;
+        let mut in_flight: Option<Poll> = None;
         loop {
             let decide_at = self.state.decide_at;
+            let poll = in_flight.get_or_insert_with(|| {
+                let (session, capacity) = (self.session.clone(), self.state.capacity);
+                Box::pin(async move { session.get_message(capacity).await })
+            });
             let polled = tokio::select! {
                 _ = &mut shutdown => break,
                 _ = async { tokio::time::sleep_until(decide_at.expect("guarded")).await }, if decide_at.is_some() => {
                     self.decide().await;
                     continue;
                 }
-                polled = self.session.get_message(self.state.capacity) => polled,
+                polled = poll => polled,
             };
+            in_flight = None;
             // The session that delivered the message (a poll may have replaced a dropped one).
             let delivered_by = self.session.id();
             self.record_session().await;
@@ -150,8 +165,14 @@ impl<C: Cluster> Listener<C> {
                 }
             }
         }
-        if let Err(e) = self.session.close().await {
-            tracing::warn!(error = %e, "could not delete the message session");
+        drop(in_flight);
+        match Arc::try_unwrap(self.session).map(MessageSession::close) {
+            Ok(closing) => {
+                if let Err(e) = closing.await {
+                    tracing::warn!(error = %e, "could not delete the message session");
+                }
+            }
+            Err(_) => tracing::warn!("the message session is still in use; not deleting it"),
         }
         Ok(())
     }
@@ -281,7 +302,9 @@ impl<C: Cluster> Listener<C> {
             }
         }
         let decision = decided.value;
-        let patch_id = self.state.patches.next(decision.drain);
+        let unchanged =
+            self.state.patched == Some(decision.desired_runners) && !decision.drain && self.state.events_since == 0;
+        let patch_id = (!unchanged).then(|| self.state.patches.next(decision.drain));
         tracing::info!(
             desired = decision.desired_runners,
             patch_id,
@@ -290,8 +313,14 @@ impl<C: Cluster> Listener<C> {
             reason = %decision.reason,
             "decided"
         );
-        if let Err(e) = self.cluster.patch_runner_set(decision.desired_runners, patch_id).await {
-            tracing::warn!(error = %e, "could not patch the EphemeralRunnerSet; the next decision retries");
+        if let Some(patch_id) = patch_id {
+            match self.cluster.patch_runner_set(decision.desired_runners, patch_id).await {
+                Ok(()) => self.state.patched = Some(decision.desired_runners),
+                Err(e) => {
+                    self.state.patched = None;
+                    tracing::warn!(error = %e, "could not patch the EphemeralRunnerSet; the next decision retries");
+                }
+            }
         }
         self.metrics.desired(decision.desired_runners);
         self.state.capacity = decision.max_capacity.unwrap_or(self.bounds.max_runners);

@@ -525,3 +525,32 @@ async fn every_job_completes_exactly_once_under_random_protocol_faults() {
     let total: u32 = faults.values().sum();
     eprintln!("job accounting: {jobs} jobs, {total} faults {faults:?}, {redelivered} messages delivered again, 0 lost");
 }
+
+#[tokio::test]
+async fn a_policy_asking_to_requeue_every_millisecond_decides_once_a_second_and_keeps_its_long_poll() {
+    let world = world_with(FakeOptions { long_poll_hold: Duration::from_secs(30), ..Default::default() }).await;
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("requeue.wasm");
+    std::fs::write(&wasm, gha_policy_engine::fixtures::MISBEHAVING).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut config = config(&world, Some(json!({"source": {"file": wasm}, "config": {"mode": "fast-requeue"}})));
+    config.metrics_addr = format!("127.0.0.1:{port}");
+    let (stop, task) = start(&world, config);
+    wait_for_spec(&world, "the first decision", |replicas, id| replicas == Some(1) && id > 0).await;
+    let version = world.runner_sets.get("linux-ers").await.unwrap().metadata.resource_version;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap().text().await.unwrap();
+    let decisions: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("gha_policy_calls_total{hook=\"decide\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!((3.0..=6.0).contains(&decisions), "a decision a second (the requeue floor), not 1000: {decisions}");
+    let polls: u64 =
+        world.fake.request_counts().iter().filter(|(route, _)| route.starts_with("GET /_queue/")).map(|(_, n)| n).sum();
+    assert_eq!(polls, 1, "requeued decisions never drop the long poll: {:?}", world.fake.request_counts());
+    let unchanged = world.runner_sets.get("linux-ers").await.unwrap().metadata.resource_version;
+    assert_eq!(unchanged, version, "decisions that change nothing patch nothing");
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}

@@ -2,11 +2,11 @@
 //! controller create and delete runner pods in a loop. Time is the decision's `now`, so `simulate` damps exactly as
 //! the listener does.
 //!
-//! Two rules, each counted in `gha_policy_churn_damped_total{kind}`:
-//! - **drain**: a drain (patchID 0, idle runners deleted) is deferred until `drainCooldownMs` after the last
-//!   raise of desired runners: the direction cannot change from up to down-with-deletions faster than that;
-//! - **scale-up**: within a rolling minute the policy may add at most `maxScaleUpPerMinute` runners to its desired
-//!   count. ARC's own target (minimum + assigned jobs) is never held back, so no job waits on the damping.
+//! Two budgets per rolling minute, each counted in `gha_policy_churn_damped_total{kind}` when it bites:
+//! - **scale-up**: the policy may add at most `maxScaleUpPerMinute` runners to its desired count. ARC's own
+//!   target (minimum + assigned jobs) is never held back, so no job waits on the damping;
+//! - **drain**: at most `maxDirectionChangesPerMinute` drains (patchID 0, idle runners deleted) may follow a raise;
+//!   past that a drain waits for the window to move.
 
 use std::collections::VecDeque;
 
@@ -20,16 +20,18 @@ const MINUTE_MS: u64 = 60_000;
 pub(crate) struct ChurnGuard {
     /// The desired count acted on last.
     last_desired: Option<u32>,
-    /// When desired last went up, unix ms.
-    last_raise_ms: Option<u64>,
+    /// Whether desired went up since the last drain.
+    raised_since_drain: bool,
     /// Raises within the last minute: (unix ms, runners added).
     raises: VecDeque<(u64, u32)>,
+    /// Direction changes (drains after a raise) within the last minute, unix ms.
+    changes: VecDeque<u64>,
 }
 
-/// Which rule damped a decision.
+/// Which budget damped a decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Damped {
-    /// A drain was deferred.
+    /// A drain after a raise was deferred.
     Drain,
     /// A raise was cut to the budget.
     ScaleUp,
@@ -45,7 +47,7 @@ impl Damped {
 }
 
 impl ChurnGuard {
-    /// Damps `decision` (already validated) in place; returns the rules that applied, with notes.
+    /// Damps `decision` (already validated) in place; returns the budgets that bit, with notes.
     pub(crate) fn damp(
         &mut self,
         decision: &mut ScaleDecision,
@@ -53,39 +55,42 @@ impl ChurnGuard {
         limits: &PolicyLimits,
     ) -> Vec<(Damped, String)> {
         let now = input.now_unix_ms;
-        let mut damped = Vec::new();
-        while self.raises.front().is_some_and(|(at, _)| now.saturating_sub(*at) >= MINUTE_MS) {
+        let recent = |at: &u64| now.saturating_sub(*at) < MINUTE_MS;
+        while self.raises.front().is_some_and(|(at, _)| !recent(at)) {
             self.raises.pop_front();
         }
+        while self.changes.front().is_some_and(|at| !recent(at)) {
+            self.changes.pop_front();
+        }
+        let mut damped = Vec::new();
         let previous = self.last_desired.unwrap_or(input.bounds.min_runners);
         if decision.desired_runners > previous {
             let spent: u32 = self.raises.iter().map(|(_, n)| n).sum();
             let budget = limits.scale_up_per_minute(input.bounds.max_runners).saturating_sub(spent);
             let arc_target =
                 input.bounds.clamp(input.bounds.min_runners.saturating_add(input.statistics.assigned_jobs));
-            let allowed = previous.saturating_add(budget).max(arc_target);
+            let allowed = previous.saturating_add(budget).max(arc_target).max(decision.min_runners);
             if decision.desired_runners > allowed {
-                damped.push((
-                    Damped::ScaleUp,
-                    format!(
-                        "desiredRunners {} -> {allowed} (scale-up budget per minute spent)",
-                        decision.desired_runners
-                    ),
-                ));
-                decision.desired_runners = allowed.max(decision.min_runners);
+                let note = format!("desiredRunners {} -> {allowed} (scale-up budget spent)", decision.desired_runners);
+                damped.push((Damped::ScaleUp, note));
+                decision.desired_runners = allowed;
             }
             if decision.desired_runners > previous {
                 self.raises.push_back((now, decision.desired_runners - previous));
-                self.last_raise_ms = Some(now);
+                self.raised_since_drain = true;
             }
         }
-        let cooling = self.last_raise_ms.is_some_and(|at| now.saturating_sub(at) < u64::from(limits.drain_cooldown_ms));
-        if decision.drain && cooling {
-            decision.drain = false;
-            damped.push((
-                Damped::Drain,
-                format!("drain deferred ({} ms cool-down after a raise)", limits.drain_cooldown_ms),
-            ));
+        if decision.drain && self.raised_since_drain {
+            if self.changes.len() < limits.max_direction_changes_per_minute as usize {
+                self.changes.push_back(now);
+            } else {
+                decision.drain = false;
+                let note = format!("drain deferred ({} direction changes a minute at most)", self.changes.len());
+                damped.push((Damped::Drain, note));
+            }
+        }
+        if decision.drain {
+            self.raised_since_drain = false;
         }
         self.last_desired = Some(decision.desired_runners);
         damped
@@ -111,31 +116,24 @@ mod tests {
     }
 
     #[test]
-    fn a_flipping_policy_adds_at_most_its_budget_a_minute_and_never_drains_what_it_just_raised() {
+    fn a_flipping_policy_adds_at_most_its_budget_and_changes_direction_at_most_six_times_a_minute() {
         let (mut guard, limits) = (ChurnGuard::default(), PolicyLimits::default());
-        let (mut added, mut last, mut last_raise) = (0, 0, None);
+        let (mut added, mut last, mut changes) = (0, 0, 0);
         for second in 0..120 {
             let mut d = if second % 2 == 0 { decision(20, false) } else { decision(0, true) };
             guard.damp(&mut d, &input(second, 0), &limits);
-            if d.desired_runners > last {
-                added += d.desired_runners - last;
-                last_raise = Some(second);
-            }
-            if d.drain {
-                assert!(
-                    last_raise.is_none_or(|at| second - at >= 10),
-                    "drained at {second} s, raised at {last_raise:?}"
-                );
-            }
+            added += d.desired_runners.saturating_sub(last);
+            changes += u32::from(d.drain && last > 0);
             last = d.desired_runners;
         }
         assert!(added <= 2 * 40 + 40, "two minutes of a 40-a-minute budget: {added}");
+        assert!(changes <= 2 * 6 + 6, "two minutes of six direction changes: {changes}");
     }
 
     #[test]
     fn arcs_target_is_never_held_back() {
-        let (mut guard, limits) =
-            (ChurnGuard::default(), PolicyLimits { max_scale_up_per_minute: 1, ..Default::default() });
+        let limits = PolicyLimits { max_scale_up_per_minute: 1, ..Default::default() };
+        let mut guard = ChurnGuard::default();
         let mut d = decision(20, false);
         guard.damp(&mut d, &input(0, 0), &limits);
         assert_eq!(d.desired_runners, 1, "the policy's raise is cut to the budget");
@@ -145,11 +143,14 @@ mod tests {
     }
 
     #[test]
-    fn a_steady_policy_is_untouched() {
+    fn arcs_rhythm_is_untouched() {
         let (mut guard, limits) = (ChurnGuard::default(), PolicyLimits::default());
-        for (second, desired, drain) in [(0, 3, false), (30, 3, false), (80, 0, false), (140, 0, true)] {
+        // Bursts and drains a second apart, as ARC's formula does with short polls.
+        for second in 0..30 {
+            let (desired, drain) = if second % 3 == 0 { (3, false) } else { (0, second % 3 == 2) };
             let mut d = decision(desired, drain);
-            assert!(guard.damp(&mut d, &input(second, desired), &limits).is_empty(), "at {second} s");
+            let damped = guard.damp(&mut d, &input(second * 10, desired), &limits);
+            assert!(damped.is_empty(), "at {second}: {damped:?}");
             assert_eq!((d.desired_runners, d.drain), (desired, drain));
         }
     }
