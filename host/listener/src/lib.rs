@@ -178,6 +178,7 @@ pub async fn run_as(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ListenerError> {
     config.validate()?;
+    tokio::pin!(shutdown);
     let mut options = ClientOptions::new(config.configure_url.clone(), config.credentials()?);
     options.force_ghes = gha_actions_client::forces_ghes(std::env::var_os(gha_actions_client::FORCE_GHES_ENV));
     options.user_agent = UserAgent { subsystem: "listener".into(), ..UserAgent::default() };
@@ -214,7 +215,11 @@ pub async fn run_as(
     }
     let timeout = Duration::from_secs(config.session_conflict_timeout_seconds.unwrap_or(600));
     let cluster = KubeCluster::new(kube, &config.ephemeral_runner_set_namespace, &config.ephemeral_runner_set_name);
-    let session = open_session(client, &cluster, config.runner_scale_set_id, owner, timeout).await?;
+    // A shutdown while a session is waited for (a stale one timing out, the service down) ends the listener.
+    let session = tokio::select! {
+        session = open_session(client, &cluster, config.runner_scale_set_id, owner, timeout) => session?,
+        () = &mut shutdown => return Ok(()),
+    };
     let (min, max) = config.bounds();
     let mut listener = Listener::new(session, policy, cluster, metrics, Bounds { min_runners: min, max_runners: max });
     match config.decision_log.as_deref() {

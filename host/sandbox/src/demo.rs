@@ -126,7 +126,7 @@ pub struct DemoReport {
     pub busy_runner_minutes: f64,
     /// Policy hook calls in the listener.
     pub policy_calls: u64,
-    /// Of which answered by the fallback.
+    /// Of which answered by the fallback, in the listener or the controller.
     pub policy_fallbacks: u64,
     /// Runners left beyond the minimum, or registrations without a runner, at the end.
     pub leaked: usize,
@@ -465,7 +465,12 @@ async fn finish(sandbox: &Sandbox, options: &DemoOptions, report: &mut DemoRepor
     report.back_to_min = runners == min;
     report.leaked = runners.saturating_sub(min) + registered.saturating_sub(runners);
     report.policy_calls = probe.calls;
-    report.policy_fallbacks = probe.fallbacks;
+    // The listener's fallbacks (decide, job events) and the controller's (pod mutation, scale-down selection).
+    let controller_fallbacks = sandbox.context.as_ref().map_or(0, |context| {
+        let metrics = context.policies.engine().metrics();
+        ["mutate-runner-pod", "select"].iter().map(|hook| metrics.fallbacks(hook)).sum()
+    });
+    report.policy_fallbacks = probe.fallbacks + controller_fallbacks;
 }
 
 /// The reports side by side.

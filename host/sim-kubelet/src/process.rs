@@ -62,11 +62,18 @@ impl Drop for Running {
 impl ProcessSpec {
     /// Runs the process to its end; its exit code (or 1 when it could not start, 137 when killed).
     pub(crate) async fn run(self) -> i32 {
-        let child = tokio::process::Command::new(&self.program)
-            .args(&self.args)
-            .envs(self.env.iter().cloned())
-            .kill_on_drop(true)
-            .spawn();
+        let mut command = tokio::process::Command::new(&self.program);
+        command.args(&self.args).envs(self.env.iter().cloned()).kill_on_drop(true);
+        // If this process dies without stopping its pods (SIGKILL), the processes still get their SIGTERM.
+        #[cfg(target_os = "linux")]
+        // SAFETY: prctl is async-signal-safe; the closure touches nothing else between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let child = command.spawn();
         match child {
             Ok(child) => {
                 let mut running = Running { child: Some(child), grace: self.grace };

@@ -12,7 +12,7 @@ pub mod chart;
 pub mod trace;
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashSet, VecDeque};
 use std::io::Write;
 
 use gha_policy_engine::types::{
@@ -147,7 +147,9 @@ struct World<'a> {
     trace: &'a [TraceJob],
     events: BinaryHeap<Reverse<Event>>,
     waiting: VecDeque<usize>,
-    runners: Vec<Option<Runner>>,
+    /// Live runners by number (creation order).
+    runners: BTreeMap<usize, Runner>,
+    next_runner: usize,
     live: u32,
     rng: Rng,
     events_since: u32,
@@ -155,11 +157,13 @@ struct World<'a> {
     last_ms: u64,
     report: SimulationReport,
     last_desired: Option<u32>,
+    /// The one wake-up pending, as the listener keeps one: a later decision replaces it.
+    wake_at: Option<u64>,
 }
 
 impl World<'_> {
     fn count(&self, state: RunnerState) -> u32 {
-        self.runners.iter().flatten().filter(|r| r.state == state).count() as u32
+        self.runners.values().filter(|r| r.state == state).count() as u32
     }
 
     /// Integrates runner-minutes up to `now_ms`.
@@ -173,17 +177,13 @@ impl World<'_> {
 
     fn assign(&mut self, now_ms: u64) {
         while let Some(&job) = self.waiting.front() {
-            let Some(index) =
-                self.runners.iter().position(|r| r.as_ref().is_some_and(|r| r.state == RunnerState::Idle))
-            else {
+            let Some((&index, runner)) = self.runners.iter_mut().find(|(_, r)| r.state == RunnerState::Idle) else {
                 return;
             };
+            runner.state = RunnerState::Busy;
             self.waiting.pop_front();
             let queued_ms = (self.trace[job].queued_at * 1000.0) as u64;
             self.waits.push(now_ms.saturating_sub(queued_ms) as f64 / 1000.0);
-            if let Some(runner) = self.runners[index].as_mut() {
-                runner.state = RunnerState::Busy;
-            }
             let done = now_ms + (self.trace[job].duration * 1000.0) as u64;
             self.events.push(Reverse(Event { at_ms: done, kind: EventKind::Done, index }));
             self.events_since += 1;
@@ -216,12 +216,16 @@ impl World<'_> {
     fn start_runner(&mut self, now_ms: u64) {
         let model = self.options.model;
         let delay = (model.start_seconds + self.rng.range(-1.0, 1.0) * model.start_jitter_seconds).max(0.0);
-        let index = self.runners.len();
-        self.runners.push(Some(Runner {
-            name: format!("runner-{index}"),
-            state: RunnerState::Starting,
-            created_ms: self.options.epoch_unix_ms + now_ms,
-        }));
+        let index = self.next_runner;
+        self.next_runner += 1;
+        self.runners.insert(
+            index,
+            Runner {
+                name: format!("runner-{index}"),
+                state: RunnerState::Starting,
+                created_ms: self.options.epoch_unix_ms + now_ms,
+            },
+        );
         self.live += 1;
         self.events.push(Reverse(Event { at_ms: now_ms + (delay * 1000.0) as u64, kind: EventKind::Ready, index }));
     }
@@ -230,8 +234,7 @@ impl World<'_> {
     fn scale_down(&mut self, policy: &ScaleSetPolicy, now_ms: u64, surplus: u32) {
         let candidates: Vec<RunnerInfo> = self
             .runners
-            .iter()
-            .flatten()
+            .values()
             .filter(|r| r.state != RunnerState::Busy)
             .map(|r| {
                 let phase = if r.state == RunnerState::Starting { RunnerPhase::Pending } else { RunnerPhase::Running };
@@ -245,16 +248,10 @@ impl World<'_> {
             attributes: Vec::new(),
         };
         let chosen = policy.select(&input).map(|d| d.value).unwrap_or_default();
-        for name in chosen.iter().take(surplus as usize) {
-            if let Some(slot) = self
-                .runners
-                .iter_mut()
-                .find(|r| r.as_ref().is_some_and(|r| &r.name == name && r.state != RunnerState::Busy))
-            {
-                *slot = None;
-                self.live -= 1;
-            }
-        }
+        let chosen: HashSet<&String> = chosen.iter().take(surplus as usize).collect();
+        let before = self.runners.len();
+        self.runners.retain(|_, r| r.state == RunnerState::Busy || !chosen.contains(&r.name));
+        self.live -= (before - self.runners.len()) as u32;
     }
 
     fn decide(
@@ -290,12 +287,9 @@ impl World<'_> {
         if decision.drain && self.live > desired {
             self.scale_down(policy, now_ms, self.live - desired);
         }
-        if let Some(ms) = decision.requeue_after_ms {
-            self.events.push(Reverse(Event {
-                at_ms: now_ms + u64::from(ms.max(1000)),
-                kind: EventKind::Wake,
-                index: 0,
-            }));
+        self.wake_at = decision.requeue_after_ms.map(|ms| now_ms + u64::from(ms));
+        if let Some(at_ms) = self.wake_at {
+            self.events.push(Reverse(Event { at_ms, kind: EventKind::Wake, index: 0 }));
         }
         self.report.peak_runners = self.report.peak_runners.max(self.live);
         self.report.points.push(Point {
@@ -317,8 +311,9 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// How often an idle listener re-decides without messages (the long poll's empty return).
 const EMPTY_POLL_MS: u64 = 50_000;
-/// Empty polls after the last job before the run ends even if the policy keeps runners above the minimum.
-const MAX_EMPTY_POLLS: u32 = 30;
+/// Empty polls' worth of time with nothing pending that moves a job, after which the run ends even if the policy
+/// keeps runners above the minimum or keeps asking to be woken.
+const MAX_EMPTY_POLLS: u64 = 30;
 
 /// Replays `trace` against `policy`; `log` receives one decision-log line per evaluation.
 pub fn simulate(
@@ -340,7 +335,8 @@ pub fn simulate(
             })
             .collect(),
         waiting: VecDeque::new(),
-        runners: Vec::new(),
+        runners: BTreeMap::new(),
+        next_runner: 0,
         live: 0,
         rng: Rng::new(options.seed),
         events_since: 0,
@@ -348,17 +344,21 @@ pub fn simulate(
         last_ms: 0,
         report: SimulationReport { policy: label.into(), jobs: trace.len(), ..SimulationReport::default() },
         last_desired: None,
+        wake_at: None,
     };
     let mut replay = Replayer::new(policy);
     world.decide(policy, &mut replay, 0, &mut log, &sha256);
     let mut completed = 0;
-    let mut empty_polls = 0;
+    let mut idle_since = None;
     while let Some(Reverse(first)) = world.events.pop() {
         let now = first.at_ms;
         world.advance(now);
         let mut batch = vec![first];
         while world.events.peek().is_some_and(|Reverse(e)| e.at_ms == now) {
             batch.extend(world.events.pop().map(|Reverse(e)| e));
+        }
+        if batch.iter().all(|e| e.kind == EventKind::Wake && world.wake_at != Some(e.at_ms)) {
+            continue; // wake-ups a later decision replaced
         }
         for event in batch {
             match event.kind {
@@ -367,12 +367,12 @@ pub fn simulate(
                     world.events_since += 1;
                 }
                 EventKind::Ready => {
-                    if let Some(runner) = world.runners[event.index].as_mut() {
+                    if let Some(runner) = world.runners.get_mut(&event.index) {
                         runner.state = RunnerState::Idle;
                     }
                 }
                 EventKind::Done => {
-                    if world.runners[event.index].take().is_some() {
+                    if world.runners.remove(&event.index).is_some() {
                         world.live -= 1;
                     }
                     completed += 1;
@@ -384,19 +384,23 @@ pub fn simulate(
         world.assign(now);
         world.decide(policy, &mut replay, now, &mut log, &sha256);
         world.assign(now);
-        if world.events.iter().all(|Reverse(e)| e.kind == EventKind::Wake) {
-            let settled =
-                completed == trace.len() && world.waiting.is_empty() && world.live <= options.model.min_runners;
-            if settled || empty_polls >= MAX_EMPTY_POLLS {
+        let progress_pending =
+            world.events.iter().any(|Reverse(e)| matches!(e.kind, EventKind::Arrival | EventKind::Done));
+        if progress_pending {
+            idle_since = None;
+        } else {
+            // Nothing left that moves a job: the run ends once the set settles, or after a stretch of empty polls
+            // whatever the policy keeps doing (holding runners, asking to be woken, churning, serving nobody).
+            let settled = completed == trace.len() && world.live <= options.model.min_runners;
+            let idle_for = now - *idle_since.get_or_insert(now);
+            if settled || idle_for >= MAX_EMPTY_POLLS * EMPTY_POLL_MS {
                 break;
             }
             if world.events.is_empty() {
                 // The listener's empty long polls keep deciding until the set settles.
-                empty_polls += 1;
+                world.wake_at = Some(now + EMPTY_POLL_MS);
                 world.events.push(Reverse(Event { at_ms: now + EMPTY_POLL_MS, kind: EventKind::Wake, index: 0 }));
             }
-        } else {
-            empty_polls = 0;
         }
     }
     let mut waits = std::mem::take(&mut world.waits);

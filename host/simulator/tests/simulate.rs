@@ -64,6 +64,30 @@ async fn a_warm_pool_trades_idle_minutes_for_queue_wait() {
     assert_eq!(arc.fallbacks + warm.fallbacks, 0);
 }
 
+#[tokio::test]
+async fn a_churning_or_requeueing_policy_still_finishes_and_serves_every_job() {
+    let jobs = generate(50, 2.0, 1, 9);
+    for mode in ["churn", "fast-requeue"] {
+        let engine = PolicyEngine::new(EngineOptions::default(), Arc::new(PolicyMetrics::default())).unwrap();
+        let spec = PolicySpec {
+            source: gha_policy_engine::PolicySource::Bytes {
+                origin: "fixture misbehaving".into(),
+                bytes: gha_policy_engine::fixtures::MISBEHAVING.into(),
+            },
+            config: serde_json::json!({ "mode": mode }),
+            ..PolicySpec::built_in("arc-default")
+        };
+        let policy = ScaleSetPolicy::load(&engine, ScaleSetRef::default(), spec).await.unwrap();
+        let report = simulate(&policy, mode, &jobs, options(), None);
+        let work: f64 = jobs.iter().map(|j| j.duration / 60.0).sum();
+        assert!((report.busy_runner_minutes - work).abs() < 1e-6, "{mode}: every job ran");
+        assert!(report.wait_p99.is_finite() && report.decisions < 100_000, "{mode}: {} decisions", report.decisions);
+        if mode == "churn" {
+            assert!(engine.metrics().churn_damped("scale-up") > 0, "the churn was damped");
+        }
+    }
+}
+
 #[test]
 fn percentiles_use_the_nearest_rank() {
     assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0], 0.5), 2.0);

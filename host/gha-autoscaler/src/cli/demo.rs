@@ -54,9 +54,9 @@ impl DemoArgs {
             }
             None => trace::built_in(),
         };
-        let configs = super::policy_configs::PolicyConfigs::parse(&self.policy_config)?;
-        std::fs::create_dir_all(&self.out_dir).with_context(|| format!("creating {}", self.out_dir.display()))?;
         let policies = if self.compare.is_empty() { vec![self.policy.clone()] } else { self.compare.clone() };
+        let configs = super::policy_configs::PolicyConfigs::parse(&self.policy_config, &policies)?;
+        std::fs::create_dir_all(&self.out_dir).with_context(|| format!("creating {}", self.out_dir.display()))?;
         let binary = std::env::current_exe().context("finding this binary (listener pods run it)")?;
         let progress = if std::io::stdout().is_terminal() { Progress::Live } else { Progress::Lines };
         println!(
@@ -65,6 +65,8 @@ impl DemoArgs {
             jobs.iter().map(|j| j.queued_at + j.duration).fold(0.0, f64::max) / 60.0,
             self.time_scale
         );
+        let shutdown = crate::signals::shutdown();
+        tokio::pin!(shutdown);
         let mut reports = Vec::new();
         for name in &policies {
             let policy = DemoPolicy::parse(name);
@@ -83,7 +85,15 @@ impl DemoArgs {
                 progress,
                 listener_log_level: "warn".into(),
             };
-            let report = demo::run(&options).await?;
+            // SIGTERM or Ctrl-C stops the demo: dropping its run stops the sandbox, whose kubelet terminates the
+            // listener processes as it would for deleted pods.
+            let report = tokio::select! {
+                report = demo::run(&options) => report?,
+                () = &mut shutdown => {
+                    eprintln!("demo: stopped");
+                    return Ok(ExitCode::from(143));
+                }
+            };
             println!("chart: {}", chart.display());
             reports.push(report);
         }

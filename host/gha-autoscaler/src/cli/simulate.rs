@@ -67,7 +67,7 @@ impl SimulateArgs {
         if self.min_runners > self.max_runners {
             anyhow::bail!("--min-runners {} is above --max-runners {}", self.min_runners, self.max_runners);
         }
-        let configs = PolicyConfigs::parse(&self.policy_config)?;
+        let configs = PolicyConfigs::parse(&self.policy_config, &self.policies)?;
         let engine = PolicyEngine::new(EngineOptions::default(), Arc::new(PolicyMetrics::default()))?;
         let options = SimulationOptions {
             model: RunnerModel {
