@@ -6,6 +6,7 @@
 //! Scenarios run one at a time (they kill processes and share two cores).
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gha_actions_fake::{Fault, JobState};
@@ -142,18 +143,8 @@ async fn scenario_on(
 
 /// PIDs of this test process's `gha-autoscaler listener` children.
 fn listener_pids() -> Vec<i32> {
-    let me = std::process::id().to_string();
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let parent = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().nth(1)).unwrap_or_default();
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        if parent == me && String::from_utf8_lossy(&cmdline).contains("listener") {
-            pids.push(pid);
-        }
-    }
-    pids
+    let listeners = gha_sandbox::child_processes().into_iter().filter(|(_, cmdline)| cmdline.contains("listener"));
+    listeners.map(|(pid, _)| pid as i32).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -319,10 +310,8 @@ async fn a_broken_policy_swapped_in_during_a_burst_leaves_the_old_one_serving() 
     sandbox.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn policies_that_loop_eat_memory_trap_or_answer_nonsense_fall_back_to_arcs_formula() {
-    let _serial = SERIAL.lock().await;
-    let sandbox = sandbox(|_| {}).await;
+/// Stores the misbehaving fixture in the ConfigMap [`misbehaving`] policies come from.
+async fn store_misbehaving_policy(sandbox: &Sandbox) {
     let maps: Api<ConfigMap> = Api::namespaced(sandbox.client.clone(), RUNNER_NAMESPACE);
     let map = ConfigMap {
         metadata: kube::api::ObjectMeta { name: Some("misbehaving".into()), ..Default::default() },
@@ -333,14 +322,25 @@ async fn policies_that_loop_eat_memory_trap_or_answer_nonsense_fall_back_to_arcs
         ..Default::default()
     };
     maps.create(&PostParams::default(), &map).await.unwrap();
-    let misbehaving = |mode: &str| PolicySpecCr {
+}
+
+/// The misbehaving fixture in `mode`, from its ConfigMap.
+fn misbehaving(mode: &str) -> PolicySpecCr {
+    PolicySpecCr {
         source: PolicySourceSpec {
             config_map: Some(gha_crds::PolicyConfigMapRef { name: "misbehaving".into(), key: None }),
             ..Default::default()
         },
         config: Some(json!({"mode": mode})),
         ..Default::default()
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_that_loop_eat_memory_trap_or_answer_nonsense_fall_back_to_arcs_formula() {
+    let _serial = SERIAL.lock().await;
+    let sandbox = sandbox(|_| {}).await;
+    store_misbehaving_policy(&sandbox).await;
     scale_set(&sandbox, 1, 10, Some(misbehaving("loop"))).await;
     burst(&sandbox, 5, 1_500);
     settled(&sandbox, 1).await;
@@ -389,5 +389,104 @@ async fn runner_pods_whose_image_never_pulls_or_that_never_get_ready_are_replace
     }
     assert!(faults.is_empty(), "two new pods were seen");
     settled(&sandbox, 1).await;
+    sandbox.stop().await;
+}
+
+/// Every runner pod seen while it runs (listed every 50 ms), by name.
+fn watch_runner_pods(sandbox: &Sandbox) -> (Arc<Mutex<BTreeMap<String, Pod>>>, tokio::task::JoinHandle<()>) {
+    let seen = Arc::new(Mutex::new(BTreeMap::new()));
+    let (pods, record): (Api<Pod>, _) = (Api::namespaced(sandbox.client.clone(), RUNNER_NAMESPACE), seen.clone());
+    let task = tokio::spawn(async move {
+        loop {
+            for pod in pods.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default() {
+                record.lock().unwrap().entry(pod.name_any()).or_insert(pod);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    (seen, task)
+}
+
+/// What a hostile policy tried to put on a runner pod, if it got there.
+fn escalation(pod: &Pod) -> Option<String> {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let labels = pod.labels();
+    let dind = spec.containers.iter().find(|c| c.name == "dind");
+    let runner_env: Vec<String> = spec
+        .containers
+        .iter()
+        .filter(|c| c.name == "runner")
+        .flat_map(|c| c.env.clone().unwrap_or_default())
+        .map(|e| e.name)
+        .collect();
+    let control_plane =
+        spec.node_selector.unwrap_or_default().keys().any(|k| k.starts_with("node-role.kubernetes.io/"));
+    let tolerate_all =
+        spec.tolerations.unwrap_or_default().iter().any(|t| t.key.is_none() && t.operator.as_deref() == Some("Exists"));
+    [
+        (dind.and_then(|c| c.image.as_deref()) != Some("docker:dind"), "the dind image swapped"),
+        (runner_env.iter().any(|n| n == "LD_PRELOAD" || n == "DOCKER_HOST"), "runner env injected"),
+        (control_plane || tolerate_all || spec.priority_class_name.is_some(), "control-plane placement"),
+        (labels.get("actions-ephemeral-runner").is_some_and(|v| v != "True"), "controller label hijacked"),
+        (
+            labels.contains_key("pod-template-hash") && labels["pod-template-hash"] == "hijacked",
+            "pod-template-hash hijacked",
+        ),
+    ]
+    .into_iter()
+    .find(|(found, _)| *found)
+    .map(|(_, what)| format!("{}: {what}", pod.name_any()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_policies_cannot_escape_hijack_churn_or_flood_and_lose_nothing() {
+    let _serial = SERIAL.lock().await;
+    let logs = tempfile::tempdir().unwrap();
+    let sandbox = sandbox(|options| options.container_log_dir = Some(logs.path().into())).await;
+    store_misbehaving_policy(&sandbox).await;
+    // The chart's dind mode: a privileged dind container beside the runner.
+    let mut set = sandbox.runner_set(SET, 1, 10, Some(misbehaving("ok")));
+    let template = set.spec.template.spec.as_mut().unwrap();
+    template.containers.push(k8s_openapi::api::core::v1::Container {
+        name: "dind".into(),
+        image: Some("docker:dind".into()),
+        security_context: Some(k8s_openapi::api::core::v1::SecurityContext {
+            privileged: Some(true),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    sandbox.apply(&set).await.unwrap();
+    let (seen, watcher) = watch_runner_pods(&sandbox);
+    let log_bytes = || -> u64 {
+        std::fs::read_dir(logs.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum()
+    };
+    println!("{:<14} {:>8} {:>6} {:>10} {:>16}", "attack", "wall s", "pods", "log bytes", "listener peak MiB");
+    for mode in ["dind-image", "runner-env", "control-plane", "label-hijack", "churn", "log-flood"] {
+        let patch = json!({"spec": {"policy": misbehaving(mode)}});
+        runner_sets(&sandbox).patch(SET, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (pods_before, logged_before, started) =
+            (seen.lock().unwrap().len(), log_bytes(), std::time::Instant::now());
+        burst(&sandbox, 6, 1_500);
+        settled(&sandbox, 1).await;
+        let pods = seen.lock().unwrap().len() - pods_before;
+        let logged = log_bytes() - logged_before;
+        let peak = listener_pids().iter().map(|pid| gha_sandbox::Rss::of(*pid as u32).peak).fold(0.0, f64::max);
+        println!("{mode:<14} {:>8.1} {pods:>6} {logged:>10} {peak:>16.0}", started.elapsed().as_secs_f64());
+        assert!(pods <= 6 + 2 * 20, "{mode}: {pods} runner pods for 6 jobs (the churn budget is 20 a minute)");
+        assert!(logged < 1 << 20, "{mode}: {logged} bytes of listener logs");
+        assert!(peak < 300.0, "{mode}: listener peak RSS {peak} MiB");
+    }
+    watcher.abort();
+    let escalations: Vec<String> = seen.lock().unwrap().values().filter_map(escalation).collect();
+    assert!(escalations.is_empty(), "{escalations:?}");
+    assert!(seen.lock().unwrap().len() >= 6 * 6, "the attacks' pods were seen");
     sandbox.stop().await;
 }

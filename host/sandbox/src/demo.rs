@@ -187,23 +187,8 @@ impl DemoReport {
 
 /// RSS of this process plus its direct children.
 fn process_tree_rss() -> f64 {
-    let me = std::process::id();
-    let mut total = Rss::of(me).total;
-    if let Ok(entries) = std::fs::read_dir("/proc") {
-        for entry in entries.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let ppid = stat
-                .rsplit(')')
-                .next()
-                .and_then(|rest| rest.split_whitespace().nth(1))
-                .and_then(|p| p.parse::<u32>().ok());
-            if ppid == Some(me) {
-                total += Rss::of(pid).total;
-            }
-        }
-    }
-    total
+    let children = crate::child_processes().iter().map(|(pid, _)| Rss::of(*pid).total).sum::<f64>();
+    Rss::of(std::process::id()).total + children
 }
 
 fn free_port() -> std::io::Result<u16> {

@@ -59,6 +59,8 @@ pub struct SandboxOptions {
     pub backend: BackendKind,
     /// Who the in-process controller manager is.
     pub controller_identity: Identity,
+    /// Where listener processes' logs go (`<namespace>_<pod>.log`); None: this process's output.
+    pub container_log_dir: Option<PathBuf>,
 }
 
 impl Default for SandboxOptions {
@@ -79,6 +81,7 @@ impl Default for SandboxOptions {
             },
             backend: BackendKind::Mem,
             controller_identity: Identity::Admin,
+            container_log_dir: None,
         }
     }
 }
@@ -177,6 +180,7 @@ impl Sandbox {
                 time_scale: options.time_scale,
                 binaries,
                 service_accounts: backend.service_accounts(),
+                log_dir: options.container_log_dir.clone(),
                 ..KubeletOptions::default()
             },
         );
@@ -311,6 +315,8 @@ impl Drop for Sandbox {
 pub struct Rss {
     /// VmRSS.
     pub total: f64,
+    /// VmHWM: the peak so far.
+    pub peak: f64,
     /// RssAnon.
     pub anon: f64,
     /// RssFile.
@@ -328,8 +334,24 @@ impl Rss {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
                 .map_or(0.0, |kib| kib / 1024.0)
         };
-        Rss { total: field("VmRSS:"), anon: field("RssAnon:"), file: field("RssFile:") }
+        Rss { total: field("VmRSS:"), peak: field("VmHWM:"), anon: field("RssAnon:"), file: field("RssFile:") }
     }
+}
+
+/// This process's direct children: PID and command line (arguments joined by spaces).
+pub fn child_processes() -> Vec<(u32, String)> {
+    let me = std::process::id();
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let parent = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+        if parent == Some(me) {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            children.push((pid, String::from_utf8_lossy(&cmdline).replace('\0', " ").trim_end().to_string()));
+        }
+    }
+    children
 }
 
 /// A job for scale sets with all of `labels`, taking `duration_ms` (before the kubelet's time scale).

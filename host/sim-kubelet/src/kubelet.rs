@@ -34,6 +34,9 @@ pub struct KubeletOptions {
     /// How those processes reach the API server as their pod's ServiceAccount (a real cluster); None: they get
     /// no credentials (the in-memory API needs none).
     pub service_accounts: Option<ServiceAccountAccess>,
+    /// Where those processes' stdout and stderr go, as a kubelet keeps container logs:
+    /// `<dir>/<namespace>_<pod>.log`. None: inherited from this process.
+    pub log_dir: Option<std::path::PathBuf>,
 }
 
 /// The API server as seen from inside a pod.
@@ -55,6 +58,7 @@ impl Default for KubeletOptions {
             jit_env: "ACTIONS_RUNNER_INPUT_JITCONFIG".into(),
             binaries: HashMap::new(),
             service_accounts: None,
+            log_dir: None,
         }
     }
 }

@@ -19,6 +19,8 @@ pub(crate) struct ProcessSpec {
     env: Vec<(String, String)>,
     /// The pod's termination grace period (capped).
     grace: std::time::Duration,
+    /// The container log file, if logs are kept.
+    log_file: Option<PathBuf>,
     /// Holds the mounted files while the process runs.
     _volumes: tempfile::TempDir,
 }
@@ -64,6 +66,15 @@ impl ProcessSpec {
     pub(crate) async fn run(self) -> i32 {
         let mut command = tokio::process::Command::new(&self.program);
         command.args(&self.args).envs(self.env.iter().cloned()).kill_on_drop(true);
+        if let Some(path) = &self.log_file {
+            let log = std::fs::OpenOptions::new().create(true).append(true).open(path);
+            match log.and_then(|file| Ok((file.try_clone()?, file))) {
+                Ok((stdout, stderr)) => {
+                    command.stdout(stdout).stderr(stderr);
+                }
+                Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot open the container log"),
+            }
+        }
         // If this process dies without stopping its pods (SIGKILL), the processes still get their SIGTERM.
         #[cfg(target_os = "linux")]
         // SAFETY: prctl is async-signal-safe; the closure touches nothing else between fork and exec.
@@ -109,7 +120,7 @@ pub(crate) async fn spec_for(
     let command = container.command.clone().unwrap_or_default();
     let name = command.first()?.rsplit('/').next()?.to_string();
     let program = options.binaries.get(&name)?.clone();
-    Some(build(client, pod, program, command, container, options.service_accounts.as_ref()).await)
+    Some(build(client, pod, program, command, container, options).await)
 }
 
 /// A kubeconfig for the pod's ServiceAccount, with a token from the TokenRequest API (what a kubelet projects
@@ -159,8 +170,9 @@ async fn build(
     program: PathBuf,
     command: Vec<String>,
     container: &k8s_openapi::api::core::v1::Container,
-    service_accounts: Option<&ServiceAccountAccess>,
+    options: &KubeletOptions,
 ) -> Result<ProcessSpec, String> {
+    let service_accounts = options.service_accounts.as_ref();
     let namespace = pod.namespace().unwrap_or_default();
     let volumes = tempfile::tempdir().map_err(|e| e.to_string())?;
     let mut mounts: Vec<(String, String)> = Vec::new();
@@ -217,5 +229,9 @@ async fn build(
     let args: Vec<String> = command[1..].iter().chain(container.args.iter().flatten()).map(|a| remap(a)).collect();
     let grace_seconds = pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds).unwrap_or(30);
     let grace = std::time::Duration::from_secs(u64::try_from(grace_seconds).unwrap_or(0)).min(MAX_GRACE);
-    Ok(ProcessSpec { program, args, env, grace, _volumes: volumes })
+    let log_file = options
+        .log_dir
+        .as_ref()
+        .map(|dir| dir.join(format!("{}_{}.log", pod.namespace().unwrap_or_default(), pod.name_any())));
+    Ok(ProcessSpec { program, args, env, grace, log_file, _volumes: volumes })
 }
