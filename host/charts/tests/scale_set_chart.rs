@@ -327,6 +327,7 @@ fn policy_values_reach_the_scale_set() {
         .set("policy.config", json!({"idle": 2}))
         .set("policy.limits", json!({"memoryMiB": 32, "timeoutMs": 50}))
         .set("policy.failurePolicy", json!("HoldLast"))
+        .set("policy.permissions", json!({"images": ["ghcr.io/acme/*"], "env": ["POLICY_*"]}))
         .run()
         .unwrap();
     let map = from_file.find("ConfigMap", "arc-runner-set-gha-rs-policy").expect("a ConfigMap for the component");
@@ -338,6 +339,9 @@ fn policy_values_reach_the_scale_set() {
     assert_eq!(policy.config, Some(json!({"idle": 2})));
     assert_eq!(policy.limits.unwrap().memory_mib, 32);
     assert_eq!(policy.failure_policy.as_deref(), Some("HoldLast"));
+    let permissions = policy.permissions.unwrap();
+    assert_eq!((permissions.images, permissions.env), (vec!["ghcr.io/acme/*".into()], vec!["POLICY_*".into()]));
+    assert_eq!(permissions.containers, ["runner"], "what is not granted keeps its default");
     let role: Role = from_file.one("Role");
     assert!(role.rules.unwrap().iter().any(|r| r.resources.iter().flatten().any(|x| x == "configmaps")));
     let _ = std::fs::remove_dir_all(&dir);
