@@ -77,3 +77,78 @@ fn simulate_compares_policies_on_a_generated_trace() {
         serde_json::from_str(String::from_utf8_lossy(&replay.stdout).lines().nth(1).unwrap()).unwrap();
     assert!(first["recorded"]["desiredRunners"].is_number() && first["desiredRunners"].is_number(), "{first}");
 }
+
+/// A trace of `jobs` jobs of 20 trace seconds, two seconds apart.
+fn trace(dir: &std::path::Path, jobs: usize) -> std::path::PathBuf {
+    let path = dir.join("trace.jsonl");
+    let lines: String = (0..jobs)
+        .map(|i| format!("{{\"queuedAt\": {}, \"duration\": 20, \"workflow\": \"ci.yml\"}}\n", i * 2))
+        .collect();
+    std::fs::write(&path, lines).unwrap();
+    path
+}
+
+#[test]
+fn the_demo_report_counts_the_controllers_pod_mutation_fallbacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("hostile.wasm");
+    std::fs::write(&policy, gha_policy_engine::fixtures::MISBEHAVING).unwrap();
+    let output = binary()
+        .args(["demo", "--policy"])
+        .arg(&policy)
+        .args(["--policy-config", r#"hostile={"mode": "dind-image"}"#, "--time-scale", "0.05", "--trace"])
+        .arg(trace(dir.path(), 3))
+        .arg("--out-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let fallbacks = stdout.lines().find(|l| l.starts_with("policy fallbacks")).unwrap_or_default();
+    let count: u64 = fallbacks.split_whitespace().last().and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(count >= 3, "every refused pod patch is a fallback: {stdout}");
+}
+
+/// The `gha-autoscaler listener` processes `parent` started.
+fn listeners_of(parent: u32) -> Vec<u32> {
+    let children = gha_sandbox::child_processes(parent).into_iter();
+    children.filter(|(_, cmdline)| cmdline.contains("listener")).map(|(pid, _)| pid).collect()
+}
+
+/// Whether `pid` is a live process (not gone, not a zombie).
+fn alive(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()).is_some_and(|state| state != "Z")
+}
+
+#[test]
+fn a_demo_stopped_with_sigterm_stops_its_listener_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut demo = binary()
+        .args(["demo", "--time-scale", "1", "--trace"])
+        .arg(trace(dir.path(), 50))
+        .arg("--out-dir")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let listeners = loop {
+        let found = listeners_of(demo.id());
+        if !found.is_empty() || std::time::Instant::now() > deadline {
+            break found;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(!listeners.is_empty(), "the demo started a listener");
+    let killed = Command::new("kill").args(["-TERM", &demo.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let status = demo.wait().unwrap();
+    assert!(!status.success(), "stopped, not finished: {status}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while listeners.iter().any(|pid| alive(*pid)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(listeners.iter().all(|pid| !alive(*pid)), "no listener outlives the demo: {listeners:?}");
+}

@@ -143,7 +143,9 @@ async fn scenario_on(
 
 /// PIDs of this test process's `gha-autoscaler listener` children.
 fn listener_pids() -> Vec<i32> {
-    let listeners = gha_sandbox::child_processes().into_iter().filter(|(_, cmdline)| cmdline.contains("listener"));
+    let listeners = gha_sandbox::child_processes(std::process::id())
+        .into_iter()
+        .filter(|(_, cmdline)| cmdline.contains("listener"));
     listeners.map(|(pid, _)| pid as i32).collect()
 }
 

@@ -156,6 +156,24 @@ mod tests {
     }
 
     #[test]
+    fn attributes_are_bounded_in_count_and_bytes() {
+        let limits = PolicyLimits::default();
+        let many = ScaleDecision {
+            attributes: (0..100).map(|i| (format!("k{i}"), "v".into())).collect(),
+            ..Default::default()
+        };
+        assert_eq!(decision(many, &input(0, 5), &limits).unwrap().value.attributes.len(), MAX_ATTRIBUTES);
+        let large = ScaleDecision {
+            attributes: (0..16).map(|i| (format!("k{i}"), "v".repeat(1 << 10))).collect(),
+            ..Default::default()
+        };
+        let kept = decision(large, &input(0, 5), &limits).unwrap();
+        let bytes: usize = kept.value.attributes.iter().map(|(k, v)| k.len() + v.len()).sum();
+        assert!(bytes <= MAX_ATTRIBUTE_BYTES && kept.value.attributes.len() == 7, "{bytes} bytes");
+        assert!(kept.adjustments.iter().any(|a| a.contains("attributes cut")));
+    }
+
+    #[test]
     fn huge_state_is_refused_and_huge_reason_truncated() {
         let limits = PolicyLimits::default();
         let big_state = ScaleDecision { state: vec![0; 4097], ..Default::default() };

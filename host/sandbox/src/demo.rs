@@ -187,8 +187,8 @@ impl DemoReport {
 
 /// RSS of this process plus its direct children.
 fn process_tree_rss() -> f64 {
-    let children = crate::child_processes().iter().map(|(pid, _)| Rss::of(*pid).total).sum::<f64>();
-    Rss::of(std::process::id()).total + children
+    let me = std::process::id();
+    Rss::of(me).total + crate::child_processes(me).iter().map(|(pid, _)| Rss::of(*pid).total).sum::<f64>()
 }
 
 fn free_port() -> std::io::Result<u16> {

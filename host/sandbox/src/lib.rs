@@ -338,15 +338,14 @@ impl Rss {
     }
 }
 
-/// This process's direct children: PID and command line (arguments joined by spaces).
-pub fn child_processes() -> Vec<(u32, String)> {
-    let me = std::process::id();
+/// The direct children of process `parent`: PID and command line (arguments joined by spaces).
+pub fn child_processes(parent: u32) -> Vec<(u32, String)> {
     let mut children = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
         let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let parent = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
-        if parent == Some(me) {
+        let ppid = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+        if ppid == Some(parent) {
             let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
             children.push((pid, String::from_utf8_lossy(&cmdline).replace('\0', " ").trim_end().to_string()));
         }
