@@ -272,7 +272,10 @@ proptest! {
                 let containers = spec["containers"].as_array().unwrap();
                 prop_assert!(containers.iter().any(|c| c["name"] == "runner" && c["command"][0] == "/home/runner/run.sh"));
                 for container in containers {
-                    prop_assert!(container.get("securityContext").is_none() && container.get("volumeMounts").is_none());
+                    let before = original["spec"]["containers"].as_array().unwrap().iter().find(|c| c["name"] == container["name"]);
+                    for key in ["securityContext", "volumeMounts", "command"] {
+                        prop_assert_eq!(container.get(key), before.and_then(|c| c.get(key)), "{} of {}", key, container["name"]);
+                    }
                 }
                 for (key, _) in template["metadata"]["labels"].as_object().into_iter().flatten() {
                     prop_assert!(!key.starts_with("actions.github.com/") && key != "actions-ephemeral-runner");
