@@ -6,7 +6,8 @@ FROM rust:1.95-bookworm AS build
 RUN rustup target add wasm32-unknown-unknown
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p gha-autoscaler && cp target/release/gha-autoscaler /gha-autoscaler
+# The production build: no demo, no fake GitHub, no in-memory Kubernetes API, no simulated kubelet.
+RUN cargo build --release --locked -p gha-autoscaler --no-default-features && cp target/release/gha-autoscaler /gha-autoscaler
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /gha-autoscaler /gha-autoscaler

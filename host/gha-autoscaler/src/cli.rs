@@ -3,7 +3,9 @@
 
 mod controller;
 mod crds;
+#[cfg(feature = "demo")]
 mod demo;
+#[cfg(feature = "demo")]
 mod kube_api;
 mod listener;
 mod policy;
@@ -49,10 +51,12 @@ pub enum Command {
     /// Inspect, run, test, benchmark and build policies.
     Policy(policy::PolicyArgs),
     /// Serve an in-memory Kubernetes API with a kubeconfig for kubectl.
+    #[cfg(feature = "demo")]
     KubeApi(kube_api::KubeApiArgs),
     /// Print the CRDs generated from the Rust types.
     Crds(crds::CrdsArgs),
     /// Run the whole product offline on a workload and report how the policy did.
+    #[cfg(feature = "demo")]
     Demo(demo::DemoArgs),
     /// Replay a job trace against policies on a virtual clock and compare them.
     Simulate(simulate::SimulateArgs),
@@ -68,6 +72,7 @@ impl Command {
     /// The log level when none is given: the demo keeps its terminal for progress.
     fn default_log_level(&self) -> &'static str {
         match self {
+            #[cfg(feature = "demo")]
             Command::Demo(_) => "warn",
             _ => "info",
         }
@@ -77,9 +82,11 @@ impl Command {
     async fn execute(self, logging: Logging) -> anyhow::Result<ExitCode> {
         match self {
             Command::Policy(args) => args.execute().await,
+            #[cfg(feature = "demo")]
             Command::KubeApi(args) => args.execute().await,
             Command::Crds(args) => args.execute(),
             Command::Controller(args) => args.execute(&logging).await,
+            #[cfg(feature = "demo")]
             Command::Demo(args) => args.execute().await,
             Command::Simulate(args) => args.execute().await,
             Command::Trace(args) => args.execute(),

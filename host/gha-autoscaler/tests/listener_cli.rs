@@ -1,5 +1,7 @@
-//! `gha-autoscaler listener` as the listener pod runs it: config from a file, SIGTERM ends it cleanly.
+//! `gha-autoscaler listener` as the listener pod runs it: config from a file, SIGTERM ends it cleanly — on the
+//! default build and on the production build (no test doubles, what the image ships).
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -22,8 +24,50 @@ fn an_invalid_config_exits_2_naming_the_field() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("ephemeral_runner_set_namespace"));
 }
 
+/// The production build of the binary: `$GHA_PRODUCTION_BINARY` (scripts/test builds it first), else built here.
+fn production_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("GHA_PRODUCTION_BINARY") {
+        return path.into();
+    }
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("production");
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "-p", "gha-autoscaler", "--no-default-features", "--locked", "--target-dir"])
+        .arg(&target)
+        .status()
+        .unwrap();
+    assert!(status.success(), "the production build failed");
+    target.join("debug/gha-autoscaler")
+}
+
+#[test]
+fn the_production_build_carries_no_test_doubles() {
+    let binary = production_binary();
+    let help = Command::new(&binary).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    let commands: Vec<&str> = help.lines().filter_map(|l| l.strip_prefix("  ")?.split_whitespace().next()).collect();
+    for command in ["controller", "listener", "policy", "crds", "simulate"] {
+        assert!(commands.contains(&command), "{command} is in the production build:\n{help}");
+    }
+    for command in ["demo", "kube-api"] {
+        assert!(!commands.contains(&command), "{command} is not:\n{help}");
+        let refused = Command::new(&binary).arg(command).output().unwrap();
+        assert_eq!(refused.status.code(), Some(2), "{command}");
+    }
+}
+
 #[tokio::test]
 async fn sigterm_deletes_the_session_and_exits_zero() {
+    sigterm_round_trip(Path::new(env!("CARGO_BIN_EXE_gha-autoscaler"))).await;
+}
+
+#[tokio::test]
+async fn the_production_build_listens_and_stops_on_sigterm() {
+    sigterm_round_trip(&production_binary()).await;
+}
+
+/// `binary listener` scales an EphemeralRunnerSet and, on SIGTERM in the middle of a long poll, deletes its
+/// session and exits 0.
+async fn sigterm_round_trip(binary: &Path) {
     let kube = MemKube::start(MemKubeOptions::default()).await.unwrap();
     let client = Client::try_from(kube::Config::new(kube.url().parse().unwrap())).unwrap();
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
@@ -50,7 +94,7 @@ async fn sigterm_deletes_the_session_and_exits_zero() {
         "runner_scale_set_id": set.id, "min_runners": 2, "max_runners": 4, "kubernetes_api_url": kube.url(),
     });
     std::fs::write(&path, config.to_string()).unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_gha-autoscaler"))
+    let mut child = tokio::process::Command::new(binary)
         .args(["listener", "--config"])
         .arg(&path)
         .stdout(Stdio::null())
