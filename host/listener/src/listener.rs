@@ -2,8 +2,8 @@
 //! JobStarted (runner marked busy, pod labelled by the policy) → JobCompleted → ack → decide. A message is
 //! acknowledged only once handled: when acquiring fails it is not, and the service delivers it again. An empty
 //! poll decides again; a policy's requeue-after decides in the middle of a long poll, which stays open (the poll
-//! owns a handle on the session, so deciding never drops it). A decision that changes nothing (same count, no
-//! drain, no job event since) patches nothing.
+//! owns a handle on the session, so deciding never drops it). A decision that changes nothing (the count and
+//! drain of the last patch, no job event since) patches nothing: the EphemeralRunnerSet keeps both.
 
 use std::future::Future;
 use std::io::Write as _;
@@ -41,8 +41,8 @@ struct State {
     patches: PatchSequence,
     capacity: u32,
     decide_at: Option<Instant>,
-    /// The count last patched onto the EphemeralRunnerSet.
-    patched: Option<u32>,
+    /// The count last patched onto the EphemeralRunnerSet, and whether that patch drained (patchID 0).
+    patched: Option<(u32, bool)>,
 }
 
 /// A long poll in flight.
@@ -303,7 +303,7 @@ impl<C: Cluster> Listener<C> {
         }
         let decision = decided.value;
         let unchanged =
-            self.state.patched == Some(decision.desired_runners) && !decision.drain && self.state.events_since == 0;
+            self.state.patched == Some((decision.desired_runners, decision.drain)) && self.state.events_since == 0;
         let patch_id = (!unchanged).then(|| self.state.patches.next(decision.drain));
         tracing::info!(
             desired = decision.desired_runners,
@@ -315,7 +315,7 @@ impl<C: Cluster> Listener<C> {
         );
         if let Some(patch_id) = patch_id {
             match self.cluster.patch_runner_set(decision.desired_runners, patch_id).await {
-                Ok(()) => self.state.patched = Some(decision.desired_runners),
+                Ok(()) => self.state.patched = Some((decision.desired_runners, decision.drain)),
                 Err(e) => {
                     self.state.patched = None;
                     tracing::warn!(error = %e, "could not patch the EphemeralRunnerSet; the next decision retries");

@@ -297,27 +297,36 @@ async fn cancelled_jobs_bring_the_target_back_to_the_minimum() {
     task.await.unwrap().unwrap();
 }
 
+/// A config running the misbehaving fixture in `mode` from a file (kept in the returned directory), with a
+/// metrics endpoint at the returned URL.
+fn misbehaving(world: &World, mode: &str) -> (tempfile::TempDir, ListenerConfig, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("misbehaving.wasm");
+    std::fs::write(&wasm, gha_policy_engine::fixtures::MISBEHAVING).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut config = config(world, Some(json!({"source": {"file": wasm}, "config": {"mode": mode}})));
+    config.metrics_addr = format!("127.0.0.1:{port}");
+    (dir, config, format!("http://127.0.0.1:{port}/metrics"))
+}
+
+/// The sum of the series starting with `prefix` in a Prometheus text exposition.
+fn sum_of(metrics: &str, prefix: &str) -> f64 {
+    let values = metrics.lines().filter(|l| l.starts_with(prefix));
+    values.filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+}
+
 #[tokio::test]
 async fn a_policy_that_traps_on_every_call_is_replaced_by_arcs_formula() {
     let world = world().await;
-    let dir = tempfile::tempdir().unwrap();
-    let wasm = dir.path().join("trap.wasm");
-    std::fs::write(&wasm, gha_policy_engine::fixtures::MISBEHAVING).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut config = config(&world, Some(json!({"source": {"file": wasm}, "config": {"mode": "panic"}})));
-    config.metrics_addr = format!("127.0.0.1:{port}");
+    let (_dir, config, metrics_url) = misbehaving(&world, "panic");
     let (stop, task) = start(&world, config);
     wait_for_spec(&world, "ARC's first decision", |replicas, id| replicas == Some(1) && id > 0).await;
     for _ in 0..2 {
         world.fake.enqueue(JobSpec::default());
     }
     wait_for_spec(&world, "ARC's min + 2 while the policy traps", |replicas, _| replicas == Some(3)).await;
-    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap().text().await.unwrap();
-    let fallbacks: f64 = metrics
-        .lines()
-        .filter(|l| l.starts_with("gha_policy_fallbacks_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
+    let metrics = reqwest::get(&metrics_url).await.unwrap().text().await.unwrap();
+    let fallbacks = sum_of(&metrics, "gha_policy_fallbacks_total{");
     assert!(fallbacks >= 2.0, "every trapped decision was answered by the fallback:\n{metrics}");
     assert!(metrics.contains("gha_policy_traps"), "traps are counted");
     stop.send(()).unwrap();
@@ -529,22 +538,13 @@ async fn every_job_completes_exactly_once_under_random_protocol_faults() {
 #[tokio::test]
 async fn a_policy_asking_to_requeue_every_millisecond_decides_once_a_second_and_keeps_its_long_poll() {
     let world = world_with(FakeOptions { long_poll_hold: Duration::from_secs(30), ..Default::default() }).await;
-    let dir = tempfile::tempdir().unwrap();
-    let wasm = dir.path().join("requeue.wasm");
-    std::fs::write(&wasm, gha_policy_engine::fixtures::MISBEHAVING).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut config = config(&world, Some(json!({"source": {"file": wasm}, "config": {"mode": "fast-requeue"}})));
-    config.metrics_addr = format!("127.0.0.1:{port}");
+    let (_dir, config, metrics_url) = misbehaving(&world, "fast-requeue");
     let (stop, task) = start(&world, config);
-    wait_for_spec(&world, "the first decision", |replicas, id| replicas == Some(1) && id > 0).await;
+    wait_for_spec(&world, "the first decision", |replicas, _| replicas == Some(1)).await;
     let version = world.runner_sets.get("linux-ers").await.unwrap().metadata.resource_version;
     tokio::time::sleep(Duration::from_millis(3500)).await;
-    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap().text().await.unwrap();
-    let decisions: f64 = metrics
-        .lines()
-        .filter(|l| l.starts_with("gha_policy_calls_total{hook=\"decide\""))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
+    let metrics = reqwest::get(&metrics_url).await.unwrap().text().await.unwrap();
+    let decisions = sum_of(&metrics, "gha_policy_calls_total{hook=\"decide\"");
     assert!((3.0..=6.0).contains(&decisions), "a decision a second (the requeue floor), not 1000: {decisions}");
     let polls: u64 =
         world.fake.request_counts().iter().filter(|(route, _)| route.starts_with("GET /_queue/")).map(|(_, n)| n).sum();
