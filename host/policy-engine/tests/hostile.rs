@@ -126,7 +126,8 @@ fn attacks() -> Vec<(&'static str, Attack)> {
             "metric-injection",
             Attack::Decide(|engine, _| {
                 let text = exposition(engine);
-                assert!(!text.contains("999999\n"), "a forged line: {text}");
+                let forged = text.lines().any(|l| l.starts_with("gha_policy_calls_total") && l.ends_with(" 999999"));
+                assert!(!forged, "a forged line: {text}");
                 assert!(text.lines().all(|l| l.starts_with('#') || !l.contains("l_label") || l.ends_with(" 1.0")));
             }),
         ),
