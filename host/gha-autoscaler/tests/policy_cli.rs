@@ -111,3 +111,22 @@ fn componentize_builds_a_policy_that_inspect_understands() {
     let out = gha(&["policy", "componentize", "Cargo.toml", "-o", component.to_str().unwrap()], None);
     assert!(!out.status.success());
 }
+
+#[test]
+fn run_mutate_shows_the_pod_under_the_admins_grant() {
+    let config = r#"{"default": {"annotations": {"kubectl.kubernetes.io/default-container": "runner"}}}"#;
+    let input = r#"{"runner": "r1", "template": {"spec": {"containers": [{"name": "runner", "image": "runner:1"}]}}}"#;
+    let refused = gha(&["policy", "run", "pod-shaper", "--hook", "mutate", "--config", config], Some(input));
+    assert!(refused.status.success(), "{}", text(&refused.stderr));
+    let refused: serde_json::Value = serde_json::from_str(text(&refused.stdout).trim()).unwrap();
+    assert_eq!(refused["outcome"], "fallback");
+    assert!(refused["error"].as_str().unwrap().contains("permissions.metadataKeys"), "{refused}");
+    assert!(refused["template"]["metadata"].is_null(), "the pod is left as it was: {refused}");
+
+    let grant = r#"{"metadataKeys": ["kubectl.kubernetes.io/*"]}"#;
+    let args = ["policy", "run", "pod-shaper", "--hook", "mutate", "--config", config, "--permissions", grant];
+    let granted = gha(&args, Some(input));
+    let granted: serde_json::Value = serde_json::from_str(text(&granted.stdout).trim()).unwrap();
+    assert_eq!(granted["outcome"], "policy");
+    assert_eq!(granted["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"], "runner");
+}

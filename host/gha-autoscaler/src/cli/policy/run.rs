@@ -18,6 +18,17 @@ enum HookArg {
     Decide,
     /// ScaleDownInput lines.
     Select,
+    /// `{"runner": NAME, "template": POD_TEMPLATE}` lines: the template after the policy's patch, as the controller
+    /// would create the pod under `--permissions`.
+    Mutate,
+}
+
+/// A `mutate` input line.
+#[derive(Debug, serde::Deserialize)]
+struct MutateInput {
+    #[serde(default)]
+    runner: String,
+    template: serde_json::Value,
 }
 
 /// Feed recorded inputs to a policy.
@@ -67,6 +78,15 @@ impl RunArgs {
                     let input: ScaleDownInput = serde_json::from_str(&line).with_context(context)?;
                     let decided = policy.select(&input).with_context(context)?;
                     serde_json::json!({"selected": decided.value, "outcome": decided.outcome.label(), "adjustments": decided.adjustments})
+                }
+                HookArg::Mutate => {
+                    let input: MutateInput = serde_json::from_str(&line).with_context(context)?;
+                    let decided = policy.mutate_runner_pod(&input.runner, &input.template).with_context(context)?;
+                    let error = match &decided.outcome {
+                        gha_policy_engine::Outcome::Fallback { error } => Some(error.clone()),
+                        _ => None,
+                    };
+                    serde_json::json!({"template": decided.value, "outcome": decided.outcome.label(), "error": error})
                 }
             };
             writeln!(out, "{output}")?;
