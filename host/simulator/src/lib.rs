@@ -150,7 +150,6 @@ struct World<'a> {
     /// Live runners by number (creation order).
     runners: BTreeMap<usize, Runner>,
     next_runner: usize,
-    live: u32,
     rng: Rng,
     events_since: u32,
     waits: Vec<f64>,
@@ -162,6 +161,11 @@ struct World<'a> {
 }
 
 impl World<'_> {
+    /// Runners starting, idle or busy.
+    fn live(&self) -> u32 {
+        self.runners.len() as u32
+    }
+
     fn count(&self, state: RunnerState) -> u32 {
         self.runners.values().filter(|r| r.state == state).count() as u32
     }
@@ -171,7 +175,7 @@ impl World<'_> {
         let minutes = now_ms.saturating_sub(self.last_ms) as f64 / 60_000.0;
         let busy = f64::from(self.count(RunnerState::Busy));
         self.report.busy_runner_minutes += busy * minutes;
-        self.report.idle_runner_minutes += (f64::from(self.live) - busy) * minutes;
+        self.report.idle_runner_minutes += (f64::from(self.live()) - busy) * minutes;
         self.last_ms = now_ms;
     }
 
@@ -204,7 +208,7 @@ impl World<'_> {
                 idle_runners: idle,
                 ..JobStatistics::default()
             },
-            runners: RunnerCounts { current: self.live, pending: starting, running: idle + busy, failed: 0 },
+            runners: RunnerCounts { current: self.live(), pending: starting, running: idle + busy, failed: 0 },
             bounds: Bounds { min_runners: self.options.model.min_runners, max_runners: self.options.model.max_runners },
             previous: None,
             job_events_since_previous: self.events_since,
@@ -226,7 +230,6 @@ impl World<'_> {
                 created_ms: self.options.epoch_unix_ms + now_ms,
             },
         );
-        self.live += 1;
         self.events.push(Reverse(Event { at_ms: now_ms + (delay * 1000.0) as u64, kind: EventKind::Ready, index }));
     }
 
@@ -249,9 +252,7 @@ impl World<'_> {
         };
         let chosen = policy.select(&input).map(|d| d.value).unwrap_or_default();
         let chosen: HashSet<&String> = chosen.iter().take(surplus as usize).collect();
-        let before = self.runners.len();
         self.runners.retain(|_, r| r.state == RunnerState::Busy || !chosen.contains(&r.name));
-        self.live -= (before - self.runners.len()) as u32;
     }
 
     fn decide(
@@ -281,22 +282,22 @@ impl World<'_> {
             self.report.scale_events += 1;
             self.last_desired = Some(desired);
         }
-        while self.live < desired {
+        while self.live() < desired {
             self.start_runner(now_ms);
         }
-        if decision.drain && self.live > desired {
-            self.scale_down(policy, now_ms, self.live - desired);
+        if decision.drain && self.live() > desired {
+            self.scale_down(policy, now_ms, self.live() - desired);
         }
         self.wake_at = decision.requeue_after_ms.map(|ms| now_ms + u64::from(ms));
         if let Some(at_ms) = self.wake_at {
             self.events.push(Reverse(Event { at_ms, kind: EventKind::Wake, index: 0 }));
         }
-        self.report.peak_runners = self.report.peak_runners.max(self.live);
+        self.report.peak_runners = self.report.peak_runners.max(self.live());
         self.report.points.push(Point {
             t: now_ms as f64 / 1000.0,
             queued: self.waiting.len() as u32,
             desired,
-            runners: self.live,
+            runners: self.live(),
         });
     }
 }
@@ -337,7 +338,6 @@ pub fn simulate(
         waiting: VecDeque::new(),
         runners: BTreeMap::new(),
         next_runner: 0,
-        live: 0,
         rng: Rng::new(options.seed),
         events_since: 0,
         waits: Vec::with_capacity(trace.len()),
@@ -372,9 +372,7 @@ pub fn simulate(
                     }
                 }
                 EventKind::Done => {
-                    if world.runners.remove(&event.index).is_some() {
-                        world.live -= 1;
-                    }
+                    world.runners.remove(&event.index);
                     completed += 1;
                     world.events_since += 1;
                 }
@@ -391,7 +389,7 @@ pub fn simulate(
         } else {
             // Nothing left that moves a job: the run ends once the set settles, or after a stretch of empty polls
             // whatever the policy keeps doing (holding runners, asking to be woken, churning, serving nobody).
-            let settled = completed == trace.len() && world.live <= options.model.min_runners;
+            let settled = completed == trace.len() && world.live() <= options.model.min_runners;
             let idle_for = now - *idle_since.get_or_insert(now);
             if settled || idle_for >= MAX_EMPTY_POLLS * EMPTY_POLL_MS {
                 break;
