@@ -67,8 +67,7 @@ impl ChurnGuard {
         if decision.desired_runners > previous {
             let spent: u32 = self.raises.iter().map(|(_, n)| n).sum();
             let budget = limits.scale_up_per_minute(input.bounds.max_runners).saturating_sub(spent);
-            let arc_target =
-                input.bounds.clamp(input.bounds.min_runners.saturating_add(input.statistics.assigned_jobs));
+            let arc_target = arc_default::ArcDefault::target(input);
             let allowed = previous.saturating_add(budget).max(arc_target).max(decision.min_runners);
             if decision.desired_runners > allowed {
                 let note = format!("desiredRunners {} -> {allowed} (scale-up budget spent)", decision.desired_runners);
