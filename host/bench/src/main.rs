@@ -14,6 +14,8 @@ const BENCHES: &[(&str, &str)] = &[
     ("gha-mem-kube", "api"),
     ("gha-autoscaler", "listener"),
     ("gha-autoscaler", "controller"),
+    ("gha-autoscaler", "requests"),
+    ("gha-autoscaler", "fleet"),
     ("gha-simulator", "simulate"),
     ("gha-autoscaler", "soak"),
 ];

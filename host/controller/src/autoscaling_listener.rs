@@ -333,7 +333,7 @@ impl ListenerReconciler<'_> {
             listener_pod::proxy_secret_name(self.al),
         ]);
         self.ctx.metrics.forget_listener(&ScaleSetLabels::of_listener(self.al));
-        finalizers::remove(&self.api, self.al, finalizer::LISTENER).await?;
+        finalizers::remove(&self.api, self.al, &[finalizer::LISTENER]).await?;
         Ok(Action::await_change())
     }
 }

@@ -605,7 +605,7 @@ impl RunnerSetReconciler<'_> {
             Some(latest) => latest,
             None => return Ok(Action::await_change()),
         };
-        finalizers::remove(&self.api, &latest, finalizer::RUNNER_SET).await?;
+        finalizers::remove(&self.api, &latest, &[finalizer::RUNNER_SET]).await?;
         Ok(Action::await_change())
     }
 
@@ -633,7 +633,7 @@ impl RunnerSetReconciler<'_> {
                 Err(e) if is_status(&e, 404) || is_status(&e, 403) => continue,
                 Err(e) => return Err(e.into()),
             };
-            match finalizers::remove(&api, &object, finalizer::CLEANUP_PROTECTION).await {
+            match finalizers::remove(&api, &object, &[finalizer::CLEANUP_PROTECTION]).await {
                 Ok(()) => {}
                 Err(e) if is_status(&e, 403) => {}
                 Err(e) => return Err(e.into()),

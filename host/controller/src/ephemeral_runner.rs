@@ -19,12 +19,14 @@ use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Config, Controller};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::{Value, json};
 
 use crate::context::Context;
 use crate::error::{Error, Result, ignore_not_found, is_status, optional};
+use crate::expectations::Expectations;
 use crate::finalizers;
 use crate::github::GitHubSettings;
 use crate::labels::{finalizer, label};
@@ -36,8 +38,6 @@ const BACKOFF_SECONDS: [u64; 6] = [0, 5, 10, 20, 40, 80];
 const MAX_FAILURES: usize = 5;
 /// A quota-blocked runner older than this is replaced (its registration is about to expire).
 const QUOTA_GIVE_UP: Duration = Duration::from_secs(600);
-/// Marks the pod a JIT secret was handed to; such a secret is never given to another pod.
-const USED_BY_POD: &str = "actions.github.com/jit-used-by-pod";
 /// Container waiting reasons that do not resolve by themselves.
 const STUCK_REASONS: &[&str] =
     &["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError", "CreateContainerError"];
@@ -56,47 +56,66 @@ pub mod phase {
     pub const OUTDATED: &str = "Outdated";
 }
 
-/// Runs the controller until `shutdown`.
-pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+/// The controller's own state beside the shared context: its cache of runner pods and its recent writes.
+pub struct Runners {
+    /// The shared context.
+    pub ctx: Arc<Context>,
+    /// Runner pods (label `actions-ephemeral-runner=True`), as the pod watch last saw them.
+    pub pods: Store<Pod>,
+    /// Registrations (runner ids) written with a pod created, that the caches may not show yet.
+    pub writes: Expectations<i64>,
+}
+
+/// Runs the controller over the shared EphemeralRunner cache (`cache`, changes `changes`) until `shutdown`.
+pub async fn run(
+    ctx: Arc<Context>,
+    cache: Store<EphemeralRunner>,
+    changes: impl futures::Stream<Item = Arc<EphemeralRunner>> + Send + 'static,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
     let pod_filter = watcher::Config::default().labels(&format!("{}=True", label::EPHEMERAL_RUNNER));
-    let pods = crate::owned_changes::<Pod>(ctx.kube.clone(), ctx.scope(), pod_filter);
-    Controller::new(ctx.scoped::<EphemeralRunner>(), watcher::Config::default())
-        .owns_stream(pods)
-        .with_config(Config::default().concurrency(ctx.options.runner_max_concurrent_reconciles.max(1)))
+    let (pods, writer) = reflector::store();
+    let pod_changes = reflector(writer, watcher(ctx.scoped::<Pod>(), pod_filter)).default_backoff().touched_objects();
+    let concurrency = ctx.options.runner_max_concurrent_reconciles.max(1);
+    let runners = Arc::new(Runners { ctx: ctx.clone(), pods, writes: Expectations::default() });
+    Controller::for_shared_stream(changes, cache)
+        .owns_stream(pod_changes)
+        .with_config(Config::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, crate::retry_after_error, ctx)
+        .run(reconcile, |er, error, runners| crate::retry_after_error(er, error, runners.ctx.clone()), runners)
         .for_each(|_| async {})
         .await;
 }
 
 struct Runner<'a> {
     ctx: &'a Context,
+    runners: &'a Runners,
     er: &'a EphemeralRunner,
     name: String,
+    uid: String,
     api: Api<EphemeralRunner>,
     pods: Api<Pod>,
     secrets: Api<Secret>,
 }
 
-/// One reconcile of one EphemeralRunner. A registered runner with a pod is observed from the watch cache (one
-/// read: its pod); everything else — registering, creating a pod, recording a failure — works on the object read
-/// afresh, because the cache may not show this controller's last status write yet (failures, backoff, job).
-pub async fn reconcile(cached: Arc<EphemeralRunner>, ctx: Arc<Context>) -> Result<Action> {
+/// One reconcile of one EphemeralRunner, from the watch caches: the runner as the runner watch last saw it and
+/// its pod as the pod watch last saw it. When a cache is behind this controller's own last write (a registration
+/// or a pod just created), the reconcile waits for the watch rather than reading again. Only the rare paths read
+/// the API: a pod that vanished, a registration to recover from the JIT secret, failures recorded.
+pub async fn reconcile(cached: Arc<EphemeralRunner>, runners: Arc<Runners>) -> Result<Action> {
     let namespace = cached.namespace().unwrap_or_default();
-    let runner = |er| Runner {
-        ctx: &ctx,
-        er,
+    let ctx = &runners.ctx;
+    let runner = Runner {
+        ctx,
+        runners: &runners,
+        er: &cached,
         name: cached.name_any(),
+        uid: cached.uid().unwrap_or_default(),
         api: Api::namespaced(ctx.kube.clone(), &namespace),
         pods: Api::namespaced(ctx.kube.clone(), &namespace),
         secrets: Api::namespaced(ctx.kube.clone(), &namespace),
     };
-    if let Some(action) = runner(&cached).observe_cached().await? {
-        return Ok(action);
-    }
-    let api: Api<EphemeralRunner> = Api::namespaced(ctx.kube.clone(), &namespace);
-    let Some(fresh) = optional(api.get(&cached.name_any()).await)? else { return Ok(Action::await_change()) };
-    runner(&fresh).reconcile().await
+    runner.reconcile().await
 }
 
 fn status_phase(er: &EphemeralRunner) -> &str {
@@ -119,26 +138,38 @@ fn age(meta: &ObjectMeta) -> Duration {
     })
 }
 
+/// A runner registration: its id and name on GitHub.
+struct Registration {
+    id: i64,
+    name: String,
+}
+
+impl Registration {
+    /// The registration a JIT secret holds; None when the secret is unusable.
+    fn of_secret(secret: &Secret) -> Option<Registration> {
+        let value = |key: &str| {
+            secret.data.as_ref().and_then(|d| d.get(key)).map(|b| String::from_utf8_lossy(&b.0).into_owned())
+        };
+        let id = value(jit_key::RUNNER_ID)?.parse::<i64>().ok().filter(|id| *id > 0)?;
+        Some(Registration { id, name: value(jit_key::RUNNER_NAME)? })
+    }
+}
+
+/// How long to wait for a watch that is behind this controller's own write.
+const CACHE_WAIT: Duration = Duration::from_millis(500);
+
 impl Runner<'_> {
-    /// The common case from the cache: a registered runner whose pod exists. None = take the full path.
-    async fn observe_cached(&self) -> Result<Option<Action>> {
-        let settled = self.er.metadata.deletion_timestamp.is_none()
-            && !matches!(status_phase(self.er), phase::SUCCEEDED | phase::FAILED | phase::OUTDATED)
-            && runner_id(self.er).is_some()
-            && self.er.status.as_ref().and_then(|s| s.failures.as_ref()).is_none_or(|f| f.len() <= MAX_FAILURES)
-            && [finalizer::EPHEMERAL_RUNNER, finalizer::RUNNER_REGISTRATION]
-                .iter()
-                .all(|f| self.er.finalizers().iter().any(|have| have == f));
-        if !settled {
-            return Ok(None);
-        }
-        match optional(self.pods.get(&self.name).await)? {
-            Some(pod) => self.observe_pod(&pod).await.map(Some),
-            None => Ok(None),
-        }
+    fn cached_pod(&self) -> Option<Arc<Pod>> {
+        let namespace = self.er.namespace().unwrap_or_default();
+        self.runners.pods.get(&ObjectRef::new(&self.name).within(&namespace))
     }
 
     async fn reconcile(&self) -> Result<Action> {
+        let writes = &self.runners.writes;
+        let awaited = writes.awaited(&self.uid);
+        if awaited.is_some_and(|id| Some(id) != runner_id(self.er)) {
+            return Ok(Action::requeue(CACHE_WAIT));
+        }
         if self.er.metadata.deletion_timestamp.is_some() {
             return self.finalize().await;
         }
@@ -147,16 +178,6 @@ impl Runner<'_> {
             return Ok(Action::await_change());
         }
         self.ensure_finalizers().await?;
-        let (secret, registered_now) = match optional(self.secrets.get(&self.name).await)? {
-            Some(secret) => (secret, false),
-            None => match self.register().await? {
-                Some(secret) => (secret, true),
-                None => return Ok(Action::requeue(Duration::from_secs(1))),
-            },
-        };
-        if runner_id(self.er).is_none() && !registered_now && !self.copy_registration(&secret).await? {
-            return Ok(Action::requeue(Duration::from_secs(1)));
-        }
         let failures = self.er.status.as_ref().and_then(|s| s.failures.clone()).unwrap_or_default();
         if failures.len() > MAX_FAILURES {
             self.ctx
@@ -170,12 +191,30 @@ impl Runner<'_> {
             ignore_not_found(self.api.delete(&self.name, &DeleteParams::default()).await)?;
             return Ok(Action::await_change());
         }
+        if let Some(pod) = self.cached_pod() {
+            writes.forget(&self.uid);
+            if runner_id(self.er).is_none() && !self.copy_registration().await? {
+                return Ok(Action::requeue(Duration::from_secs(1)));
+            }
+            return self.observe_pod(&pod).await;
+        }
+        if let Some(id) = runner_id(self.er) {
+            // The JIT config was handed to a pod: a pod that is gone (not just unseen yet) is never replaced
+            // with the same config.
+            if awaited.is_some() {
+                return Ok(Action::requeue(CACHE_WAIT));
+            }
+            return match optional(self.pods.get(&self.name).await)? {
+                Some(pod) => self.observe_pod(&pod).await,
+                None => self.pod_lost(&format!("runner-{id}"), "the runner pod disappeared").await,
+            };
+        }
         if let Some(wait) = backoff_remaining(&failures) {
             return Ok(Action::requeue(wait));
         }
-        match optional(self.pods.get(&self.name).await)? {
-            None => self.create_pod(&secret).await,
-            Some(pod) => self.observe_pod(&pod).await,
+        match self.register().await? {
+            Some(registration) => self.create_pod(&registration).await,
+            None => Ok(Action::requeue(Duration::from_secs(1))),
         }
     }
 
@@ -185,11 +224,19 @@ impl Runner<'_> {
         self.ctx.github.client(&self.ctx.kube, GitHubSettings::of_runner(&namespace, spec)).await
     }
 
-    /// Deletion: remove the runner from GitHub (a busy one is waited for), then the pod, the secret, the
-    /// container-hook objects, and the finalizers.
+    /// Deletion: remove the runner from GitHub (a busy one is waited for), then the container-hook objects and
+    /// both finalizers in one write. The pod and the JIT secret are the runner's own: the garbage collector
+    /// removes them with it.
     async fn finalize(&self) -> Result<Action> {
         if self.er.finalizers().iter().any(|f| f == finalizer::RUNNER_REGISTRATION) {
-            if let Some(id) = runner_id(self.er) {
+            let id = match runner_id(self.er) {
+                Some(id) => Some(id),
+                // Deleted before its pod: the registration is only in the JIT secret.
+                None => optional(self.secrets.get(&self.name).await)?
+                    .and_then(|s| Registration::of_secret(&s))
+                    .map(|r| r.id),
+            };
+            if let Some(id) = id {
                 match self.github().await {
                     Ok(client) => match client.remove_runner(id).await {
                         Ok(()) => {}
@@ -213,9 +260,7 @@ impl Runner<'_> {
                     Err(e) => return Err(e),
                 }
             }
-            finalizers::remove(&self.api, self.er, finalizer::RUNNER_REGISTRATION).await?;
         }
-        self.delete_pod_and_secret().await?;
         if runner_pod::uses_container_hooks(self.er.spec.spec.as_ref()) {
             let selector = ListParams::default().labels(&format!("{}={}", label::RUNNER_POD, self.name));
             for pod in self.pods.list(&selector).await?.items {
@@ -225,11 +270,8 @@ impl Runner<'_> {
                 ignore_not_found(self.secrets.delete(&secret.name_any(), &DeleteParams::default()).await)?;
             }
         }
-        let latest = match optional(self.api.get(&self.name).await)? {
-            Some(latest) => latest,
-            None => return Ok(Action::await_change()),
-        };
-        finalizers::remove(&self.api, &latest, finalizer::EPHEMERAL_RUNNER).await?;
+        finalizers::remove(&self.api, self.er, &[finalizer::RUNNER_REGISTRATION, finalizer::EPHEMERAL_RUNNER]).await?;
+        self.runners.writes.forget(&self.uid);
         Ok(Action::await_change())
     }
 
@@ -261,13 +303,19 @@ impl Runner<'_> {
         Ok(())
     }
 
-    /// Registers the runner (a JIT config) and stores the config in its Secret. None = not yet (requeue).
-    async fn register(&self) -> Result<Option<Secret>> {
+    /// Registers the runner (a JIT config) and stores the config in its Secret; a registration of this runner
+    /// whose pod was never created is taken up again from its secret. None = not yet (requeue).
+    async fn register(&self) -> Result<Option<Registration>> {
         let client = self.github().await?;
         let scale_set_id = self.er.spec.runner_scale_set_id;
         let jit = match client.generate_jit_config(scale_set_id, &self.name).await {
             Ok(jit) => jit,
             Err(ActionsError::RunnerExists(_)) => {
+                if let Some(registration) =
+                    optional(self.secrets.get(&self.name).await)?.and_then(|s| Registration::of_secret(&s))
+                {
+                    return Ok(Some(registration));
+                }
                 match client.get_runner_by_name(&self.name).await? {
                     None => {}
                     Some(existing) if existing.runner_scale_set_id == scale_set_id => {
@@ -312,30 +360,33 @@ impl Runner<'_> {
             data: Some(data),
             ..Default::default()
         };
-        let created = self.secrets.create(&PostParams::default(), &secret).await?;
-        let mut status = json!({"runnerId": jit.runner.id, "runnerName": jit.runner.name});
-        if status_phase(self.er).is_empty() {
-            status["phase"] = json!(phase::PENDING);
+        match self.secrets.create(&PostParams::default(), &secret).await {
+            Ok(_) => Ok(Some(Registration { id: jit.runner.id, name: jit.runner.name })),
+            Err(e) if is_status(&e, 409) => {
+                // A secret left from an earlier registration: it goes, and the next attempt finds this
+                // registration stale and starts over.
+                ignore_not_found(self.secrets.delete(&self.name, &DeleteParams::default()).await)?;
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
         }
-        self.patch_status(status).await?;
-        Ok(Some(created))
     }
 
-    /// Copies runnerId/runnerName from the secret into the status; a corrupted secret is deleted. Returns
-    /// whether the status now has them.
-    async fn copy_registration(&self, secret: &Secret) -> Result<bool> {
-        let value = |key: &str| {
-            secret.data.as_ref().and_then(|d| d.get(key)).map(|b| String::from_utf8_lossy(&b.0).into_owned())
-        };
-        match (value(jit_key::RUNNER_ID).and_then(|v| v.parse::<i64>().ok()), value(jit_key::RUNNER_NAME)) {
-            (Some(id), Some(name)) if id > 0 => {
-                self.patch_status(json!({"runnerId": id, "runnerName": name})).await?;
+    /// A runner whose pod exists but whose status lacks the registration (written by an interrupted reconcile,
+    /// or adopted): the registration is copied from the JIT secret; an unusable secret is deleted. Returns
+    /// whether the status now has it.
+    async fn copy_registration(&self) -> Result<bool> {
+        let secret = optional(self.secrets.get(&self.name).await)?;
+        match secret.as_ref().and_then(Registration::of_secret) {
+            Some(registration) => {
+                self.patch_status(json!({"runnerId": registration.id, "runnerName": registration.name})).await?;
                 Ok(true)
             }
-            _ => {
+            None => {
                 self.ctx
                     .event(self.er, true, "CorruptedJitSecret", "the JIT secret is unusable; registering again".into())
                     .await;
+                ignore_not_found(self.pods.delete(&self.name, &DeleteParams::default()).await)?;
                 ignore_not_found(self.secrets.delete(&self.name, &DeleteParams::default()).await)?;
                 Ok(false)
             }
@@ -351,13 +402,21 @@ impl Runner<'_> {
         else {
             return Ok(Some(template));
         };
-        let sets: Api<AutoscalingRunnerSet> = Api::namespaced(self.ctx.kube.clone(), ars_namespace);
-        let Some(ars) = optional(sets.get(ars_name).await)? else { return Ok(Some(template)) };
-        let policy = match self.ctx.policies.for_runner_set(&self.ctx.kube, &ars).await {
-            Ok(policy) => policy,
-            Err(e) => {
-                self.ctx.event(self.er, true, "PolicyUnavailable", format!("{e}; creating the pod unmutated")).await;
-                return Ok(Some(template));
+        let policy = match self.ctx.policies.loaded(ars_namespace, ars_name) {
+            Some(policy) => policy,
+            None => {
+                // Not loaded by the scale set's controller yet (or broken): load it here.
+                let sets: Api<AutoscalingRunnerSet> = Api::namespaced(self.ctx.kube.clone(), ars_namespace);
+                let Some(ars) = optional(sets.get(ars_name).await)? else { return Ok(Some(template)) };
+                match self.ctx.policies.for_runner_set(&self.ctx.kube, &ars).await {
+                    Ok(policy) => policy,
+                    Err(e) => {
+                        self.ctx
+                            .event(self.er, true, "PolicyUnavailable", format!("{e}; creating the pod unmutated"))
+                            .await;
+                        return Ok(Some(template));
+                    }
+                }
             }
         };
         let json = serde_json::to_value(&template).map_err(|e| Error::Invalid(e.to_string()))?;
@@ -391,25 +450,27 @@ impl Runner<'_> {
         }
     }
 
-    async fn create_pod(&self, secret: &Secret) -> Result<Action> {
-        if let Some(pod_uid) = secret.annotations().get(USED_BY_POD) {
-            // The pod this JIT config was handed to is gone: never hand it to another one.
-            return self.pod_lost(pod_uid, "the runner pod disappeared").await;
-        }
+    /// Creates the pod with the registration's JIT secret and writes the registration into the status in the
+    /// same step: a runner with a `runnerId` has had a pod, and its JIT config is never handed to another.
+    async fn create_pod(&self, registration: &Registration) -> Result<Action> {
         let Some(template) = self.mutated_template().await? else {
             return Ok(Action::requeue(Duration::from_secs(30)));
         };
         let pod = runner_pod::pod(self.er, template, &self.ctx.options.build_version);
         match self.pods.create(&PostParams::default(), &pod).await {
-            Ok(created) => {
-                let patch = json!({"metadata": {"annotations": {USED_BY_POD: created.uid().unwrap_or_default()}}});
-                self.secrets.patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+            Ok(_) => {
+                let phase = if status_phase(self.er).is_empty() { phase::PENDING } else { status_phase(self.er) };
+                self.patch_status(json!({
+                    "runnerId": registration.id, "runnerName": registration.name, "phase": phase, "ready": false,
+                }))
+                .await?;
+                self.runners.writes.wrote(&self.uid, |id| *id = registration.id);
                 Ok(Action::await_change())
             }
-            Err(e) if is_status(&e, 409) => Ok(Action::requeue(Duration::from_secs(5))),
+            Err(e) if is_status(&e, 409) => Ok(Action::requeue(Duration::from_secs(1))),
             Err(kube::Error::Api(status)) if status.code == 422 => {
                 self.ctx.event(self.er, true, "InvalidPod", status.message.clone()).await;
-                self.mark_failed("InvalidPod", &status.message).await
+                self.mark_failed(Some(registration.id), "InvalidPod", &status.message).await
             }
             Err(kube::Error::Api(status)) if status.code == 403 && status.message.contains("exceeded quota:") => {
                 if age(&self.er.metadata) > QUOTA_GIVE_UP {
@@ -427,14 +488,16 @@ impl Runner<'_> {
                 self.patch_status(json!({"reason": "QuotaExceeded", "message": status.message})).await?;
                 Ok(Action::requeue(Duration::from_secs(30)))
             }
-            Err(kube::Error::Api(status)) if status.code == 403 => self.mark_failed("Forbidden", &status.message).await,
+            Err(kube::Error::Api(status)) if status.code == 403 => {
+                self.mark_failed(Some(registration.id), "Forbidden", &status.message).await
+            }
             Err(e) => Err(e.into()),
         }
     }
 
     /// Phase Failed; the runner is removed from GitHub (the EphemeralRunnerSet deletes and replaces it).
-    async fn mark_failed(&self, reason: &str, message: &str) -> Result<Action> {
-        if let Some(id) = runner_id(self.er) {
+    async fn mark_failed(&self, registered: Option<i64>, reason: &str, message: &str) -> Result<Action> {
+        if let Some(id) = registered.or(runner_id(self.er)) {
             let client = self.github().await?;
             client.remove_runner(id).await?;
         }
@@ -521,14 +584,16 @@ impl Runner<'_> {
         Ok(Action::await_change())
     }
 
-    /// ARC's "deleteEphemeralRunnerOrPod": a busy runner's job is lost and the runner goes; an idle one's pod
-    /// is deleted, the failure recorded, and its JIT config discarded.
+    /// ARC's "deleteEphemeralRunnerOrPod": the failed pod is deleted, then as [`Self::pod_lost`].
     async fn pod_failed(&self, pod: &Pod, why: &str) -> Result<Action> {
         ignore_not_found(self.pods.delete(&self.name, &DeleteParams::default()).await)?;
         self.pod_lost(&pod.uid().unwrap_or_default(), why).await
     }
 
-    async fn pod_lost(&self, pod_uid: &str, why: &str) -> Result<Action> {
+    /// The runner's pod is gone: a busy runner's job is lost and the runner goes; an idle one is removed from
+    /// GitHub, its JIT config discarded and the failure (keyed `pod`) recorded.
+    async fn pod_lost(&self, pod: &str, why: &str) -> Result<Action> {
+        self.runners.writes.forget(&self.uid);
         // Failures and the job are read afresh: a stale copy would lose a failure or miss a job.
         let Some(er) = optional(self.api.get(&self.name).await)? else { return Ok(Action::await_change()) };
         if is_busy(&er) {
@@ -557,7 +622,7 @@ impl Runner<'_> {
         }
         ignore_not_found(self.secrets.delete(&self.name, &DeleteParams::default()).await)?;
         let mut failures = er.status.as_ref().and_then(|s| s.failures.clone()).unwrap_or_default();
-        failures.insert(pod_uid.to_string(), Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        failures.insert(pod.to_string(), Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
         self.ctx
             .event(self.er, true, "PodFailed", format!("{why}; failure {} of {MAX_FAILURES}", failures.len()))
             .await;

@@ -15,8 +15,9 @@ use gha_policy_engine::types::ScaleDownInput;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Config, Controller};
+use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
@@ -24,6 +25,7 @@ use serde_json::json;
 use crate::context::Context;
 use crate::ephemeral_runner::{is_busy, phase};
 use crate::error::{Result, ignore_not_found, optional};
+use crate::expectations::Expectations;
 use crate::finalizers;
 use crate::github::GitHubSettings;
 use crate::labels::{annotation, finalizer, hash_of, label, name_suffix};
@@ -33,14 +35,37 @@ use crate::runner_set_plan::{self, RunnerState, RunnerView};
 /// ERS phase when a runner reported a deprecated version: no scaling until the runner spec changes.
 pub const PHASE_OUTDATED: &str = "Outdated";
 
-/// Runs the controller until `shutdown`.
-pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
-    let runners = crate::owned_changes::<EphemeralRunner>(ctx.kube.clone(), ctx.scope(), Default::default());
+/// The controller's own state beside the shared context: the shared EphemeralRunner cache and the runners it
+/// created or deleted that the cache may not show yet.
+pub struct RunnerSets {
+    /// The shared context.
+    pub ctx: Arc<Context>,
+    /// Every EphemeralRunner in scope, as the shared watch last saw it.
+    pub cache: Store<EphemeralRunner>,
+    /// Runners created and deleted, by EphemeralRunnerSet uid.
+    pub writes: Expectations<RunnerChanges>,
+}
+
+/// The runners a reconcile created and deleted (by name).
+#[derive(Debug, Clone, Default)]
+pub struct RunnerChanges {
+    created: Vec<String>,
+    deleted: Vec<String>,
+}
+
+/// Runs the controller over the shared EphemeralRunner cache (`cache`, changes `changes`) until `shutdown`.
+pub async fn run(
+    ctx: Arc<Context>,
+    cache: Store<EphemeralRunner>,
+    changes: impl futures::Stream<Item = Arc<EphemeralRunner>> + Send + 'static,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let sets = Arc::new(RunnerSets { ctx: ctx.clone(), cache, writes: Expectations::default() });
     Controller::new(ctx.scoped::<EphemeralRunnerSet>(), watcher::Config::default())
-        .owns_stream(runners)
+        .owns_shared_stream(changes)
         .with_config(Config::default().debounce(Duration::from_millis(100)))
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, crate::retry_after_error, ctx)
+        .run(reconcile, |ers, error, sets| crate::retry_after_error(ers, error, sets.ctx.clone()), sets)
         .for_each(|_| async {})
         .await;
 }
@@ -57,20 +82,32 @@ pub fn proxy_secret_name(ers: &EphemeralRunnerSet) -> String {
 
 struct RunnerSet<'a> {
     ctx: &'a Context,
+    sets: &'a RunnerSets,
     ers: &'a EphemeralRunnerSet,
+    uid: String,
     api: Api<EphemeralRunnerSet>,
     runners: Api<EphemeralRunner>,
 }
 
-/// One reconcile of one EphemeralRunnerSet.
-pub async fn reconcile(ers: Arc<EphemeralRunnerSet>, ctx: Arc<Context>) -> Result<Action> {
+/// How long to wait for the runner cache to show this controller's own creations and deletions.
+const CACHE_WAIT: Duration = Duration::from_millis(200);
+
+/// One reconcile of one EphemeralRunnerSet, over its runners as the shared cache shows them; while the cache
+/// is behind the runners this controller created or deleted, it waits for the watch (no list requests).
+pub async fn reconcile(ers: Arc<EphemeralRunnerSet>, sets: Arc<RunnerSets>) -> Result<Action> {
     let namespace = ers.namespace().unwrap_or_default();
+    let ctx = &sets.ctx;
     let set = RunnerSet {
-        ctx: &ctx,
+        ctx,
+        sets: &sets,
         ers: &ers,
+        uid: ers.uid().unwrap_or_default(),
         api: Api::namespaced(ctx.kube.clone(), &namespace),
         runners: Api::namespaced(ctx.kube.clone(), &namespace),
     };
+    if sets.cache.wait_until_ready().await.is_err() {
+        return Ok(Action::requeue(CACHE_WAIT));
+    }
     set.reconcile().await
 }
 
@@ -95,13 +132,16 @@ fn view(runner: &EphemeralRunner) -> RunnerView {
 
 impl RunnerSet<'_> {
     async fn reconcile(&self) -> Result<Action> {
+        let runners = self.list_runners();
+        if self.cache_behind(&runners) {
+            return Ok(Action::requeue(CACHE_WAIT));
+        }
         if self.ers.metadata.deletion_timestamp.is_some() {
-            return self.finalize().await;
+            return self.finalize(&runners).await;
         }
         if finalizers::ensure(&self.api, self.ers, finalizer::EPHEMERAL_RUNNER_SET).await? {
             return Ok(Action::await_change());
         }
-        let runners = self.list_runners().await?;
         let hash = runner_spec_hash(self.ers);
         if self.ers.annotations().get(annotation::INTEGRITY_HASH) != Some(&hash) {
             return self.roll_out(&runners, &hash).await;
@@ -115,28 +155,49 @@ impl RunnerSet<'_> {
             return Ok(Action::await_change());
         }
         self.ensure_proxy_secret().await?;
-        self.scale(&runners).await?;
-        let runners = self.list_runners().await?;
+        if self.scale(&runners).await? {
+            // The runners' own events bring the next reconcile, which counts them.
+            return Ok(Action::requeue(self.ctx.options.sync_period));
+        }
         self.update_status(&runners, "Running").await?;
         Ok(Action::requeue(self.ctx.options.sync_period))
     }
 
-    async fn list_runners(&self) -> Result<Vec<EphemeralRunner>> {
-        let uid = self.ers.uid().unwrap_or_default();
-        let selector = format!("{}={}", label::SCALE_SET_NAME, label_of(self.ers, label::SCALE_SET_NAME));
-        let list = self.runners.list(&ListParams::default().labels(&selector)).await?;
-        Ok(list
-            .items
-            .into_iter()
-            .filter(|r| r.owner_references().iter().any(|o| o.controller == Some(true) && o.uid == uid))
-            .collect())
+    /// This runner set's runners, from the shared cache.
+    fn list_runners(&self) -> Vec<EphemeralRunner> {
+        let namespace = self.ers.namespace();
+        let owned = |r: &EphemeralRunner| {
+            r.metadata.namespace == namespace
+                && r.owner_references().iter().any(|o| o.controller == Some(true) && o.uid == self.uid)
+        };
+        self.sets.cache.state().iter().filter(|r| owned(r)).map(|r| EphemeralRunner::clone(r)).collect()
+    }
+
+    /// Whether the cache does not show yet a runner this controller created, or still shows one it deleted as
+    /// live.
+    fn cache_behind(&self, runners: &[EphemeralRunner]) -> bool {
+        let Some(awaited) = self.sets.writes.awaited(&self.uid) else { return false };
+        let live =
+            |name: &String| runners.iter().any(|r| r.name_any() == *name && r.metadata.deletion_timestamp.is_none());
+        let behind = awaited.created.iter().any(|name| !runners.iter().any(|r| r.name_any() == *name))
+            || awaited.deleted.iter().any(live);
+        if !behind {
+            self.sets.writes.forget(&self.uid);
+        }
+        behind
+    }
+
+    /// Deletes the runner `name` (an absent one is fine), remembered until the cache shows it.
+    async fn delete_runner(&self, name: &str) -> Result<()> {
+        self.sets.writes.wrote(&self.uid, |changes| changes.deleted.push(name.to_string()));
+        ignore_not_found(self.runners.delete(name, &DeleteParams::default()).await)?;
+        Ok(())
     }
 
     /// Deletion: every runner goes (busy ones wait in their finalizer for their job), then the proxy secret.
-    async fn finalize(&self) -> Result<Action> {
-        let runners = self.list_runners().await?;
+    async fn finalize(&self, runners: &[EphemeralRunner]) -> Result<Action> {
         for runner in runners.iter().filter(|r| r.metadata.deletion_timestamp.is_none()) {
-            ignore_not_found(self.runners.delete(&runner.name_any(), &DeleteParams::default()).await)?;
+            self.delete_runner(&runner.name_any()).await?;
         }
         if !runners.is_empty() {
             return Ok(Action::requeue(Duration::from_secs(5)));
@@ -144,7 +205,7 @@ impl RunnerSet<'_> {
         let secrets: Api<Secret> = Api::namespaced(self.ctx.kube.clone(), &self.ers.namespace().unwrap_or_default());
         ignore_not_found(secrets.delete(&proxy_secret_name(self.ers), &DeleteParams::default()).await)?;
         self.ctx.metrics.forget(&ScaleSetLabels::from_labels(self.ers.labels()));
-        finalizers::remove(&self.api, self.ers, finalizer::EPHEMERAL_RUNNER_SET).await?;
+        finalizers::remove(&self.api, self.ers, &[finalizer::EPHEMERAL_RUNNER_SET]).await?;
         Ok(Action::await_change())
     }
 
@@ -156,7 +217,7 @@ impl RunnerSet<'_> {
             if live && !self.remove_from_github(runner).await? {
                 continue;
             }
-            ignore_not_found(self.runners.delete(&runner.name_any(), &DeleteParams::default()).await)?;
+            self.delete_runner(&runner.name_any()).await?;
             removed += u32::from(live);
         }
         Ok(removed)
@@ -200,7 +261,8 @@ impl RunnerSet<'_> {
         }
     }
 
-    async fn scale(&self, runners: &[EphemeralRunner]) -> Result<()> {
+    /// Creates and removes runners by the plan. Returns whether it changed any.
+    async fn scale(&self, runners: &[EphemeralRunner]) -> Result<bool> {
         let views: Vec<RunnerView> = runners.iter().map(view).collect();
         let replicas = self.ers.spec.replicas.unwrap_or(0).max(0) as u32;
         let patch_id = self.ers.spec.patch_id;
@@ -215,12 +277,14 @@ impl RunnerSet<'_> {
         {
             plan = runner_set_plan::plan(replicas, patch_id, &views, now, |_| chosen);
         }
+        let failed: Vec<&RunnerView> = views.iter().filter(|r| r.state == RunnerState::Failed && !r.deleting).collect();
+        let changed = !plan.cleanup.is_empty() || !failed.is_empty() || plan.create > 0 || !plan.remove.is_empty();
         for name in &plan.cleanup {
-            ignore_not_found(self.runners.delete(name, &DeleteParams::default()).await)?;
+            self.delete_runner(name).await?;
         }
         // Failed runners were removed from GitHub when they failed; deleting them frees capacity (#4258).
-        for runner in views.iter().filter(|r| r.state == RunnerState::Failed && !r.deleting) {
-            ignore_not_found(self.runners.delete(&runner.name, &DeleteParams::default()).await)?;
+        for runner in failed {
+            self.delete_runner(&runner.name).await?;
         }
         for _ in 0..plan.create {
             self.create_runner().await?;
@@ -228,7 +292,7 @@ impl RunnerSet<'_> {
         for name in &plan.remove {
             let Some(runner) = runners.iter().find(|r| r.name_any() == *name) else { continue };
             if self.remove_from_github(runner).await? {
-                ignore_not_found(self.runners.delete(name, &DeleteParams::default()).await)?;
+                self.delete_runner(name).await?;
             }
         }
         if plan.create > 0 || !plan.remove.is_empty() {
@@ -237,7 +301,7 @@ impl RunnerSet<'_> {
                 create = plan.create, remove = plan.remove.len(), "scaled"
             );
         }
-        Ok(())
+        Ok(changed)
     }
 
     /// The policy's choice of idle runners to remove; None = ARC's order (no policy, or no `select` hook).
@@ -289,7 +353,8 @@ impl RunnerSet<'_> {
             spec,
             status: None,
         };
-        self.runners.create(&PostParams::default(), &runner).await?;
+        let created = self.runners.create(&PostParams::default(), &runner).await?;
+        self.sets.writes.wrote(&self.uid, |changes| changes.created.push(created.name_any()));
         Ok(())
     }
 
@@ -340,8 +405,4 @@ impl RunnerSet<'_> {
         )?;
         Ok(())
     }
-}
-
-fn label_of<'a>(ers: &'a EphemeralRunnerSet, key: &str) -> &'a str {
-    ers.labels().get(key).map(String::as_str).unwrap_or_default()
 }

@@ -35,14 +35,14 @@ where
     set(api, object, finalizers).await.map(|()| true)
 }
 
-/// Removes `finalizer` if present (an object already gone is fine).
-pub async fn remove<K>(api: &Api<K>, object: &K, finalizer: &str) -> kube::Result<()>
+/// Removes `finalizers` where present, in one write (an object already gone is fine).
+pub async fn remove<K>(api: &Api<K>, object: &K, finalizers: &[&str]) -> kube::Result<()>
 where
     K: Resource + Clone + DeserializeOwned + Debug,
 {
-    if !object.finalizers().iter().any(|f| f == finalizer) {
+    if !object.finalizers().iter().any(|f| finalizers.contains(&f.as_str())) {
         return Ok(());
     }
-    let finalizers = object.finalizers().iter().filter(|f| *f != finalizer).cloned().collect();
+    let finalizers = object.finalizers().iter().filter(|f| !finalizers.contains(&f.as_str())).cloned().collect();
     crate::error::ignore_not_found(set(api, object, finalizers).await)
 }

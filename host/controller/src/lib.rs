@@ -10,6 +10,7 @@ pub mod context;
 pub mod ephemeral_runner;
 pub mod ephemeral_runner_set;
 pub mod error;
+pub mod expectations;
 pub mod finalizers;
 pub mod github;
 pub mod labels;

@@ -81,7 +81,8 @@ pub fn service_account(listener: &AutoscalingListener) -> ServiceAccount {
     }
 }
 
-/// The Role in the runner namespace: read and patch this runner set only, patch runners' status, and (for
+/// The Role in the runner namespace: read, watch and patch this runner set only (a list or watch is allowed
+/// only with a `metadata.name` field selector naming it), patch runners' status, and (for
 /// policies with a pod-mutator) label runner pods on job events.
 pub fn role(listener: &AutoscalingListener, label_pods: bool) -> Role {
     let spec = &listener.spec;
@@ -93,7 +94,11 @@ pub fn role(listener: &AutoscalingListener, label_pods: bool) -> Role {
         non_resource_urls: None,
     };
     let mut rules = vec![
-        rule(&["ephemeralrunnersets"], &["get", "patch"], Some(vec![spec.ephemeral_runner_set_name.clone()])),
+        rule(
+            &["ephemeralrunnersets"],
+            &["get", "list", "watch", "patch"],
+            Some(vec![spec.ephemeral_runner_set_name.clone()]),
+        ),
         rule(&["ephemeralrunners", "ephemeralrunners/status"], &["patch"], None),
     ];
     if label_pods {

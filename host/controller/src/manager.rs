@@ -4,8 +4,11 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use futures::StreamExt;
+use gha_crds::EphemeralRunner;
 use gha_policy_engine::{EngineOptions, PolicyEngine, PolicyMetrics};
 use kube::Client;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use tokio::sync::watch;
 
 use crate::context::Context;
@@ -116,17 +119,38 @@ pub async fn run(
     if lost { Err(ManagerError::LeadershipLost) } else { Ok(()) }
 }
 
-/// Runs the four controllers until `stopped` turns true.
+/// Events a subscriber of a shared watch may fall behind by before the watch waits for it.
+const SHARED_BUFFER: usize = 1024;
+
+/// Runs the four controllers until `stopped` turns true. EphemeralRunners are watched once: the runner and
+/// runner-set controllers share the cache.
 pub async fn run_controllers(ctx: Arc<Context>, stopped: watch::Receiver<bool>) {
     let signal = |mut stopped: watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|s| *s).await;
     };
     tracing::info!(namespace = %ctx.options.controller_namespace, "controller manager started");
+    let (runners, writer) = reflector::store_shared(SHARED_BUFFER);
+    let (for_runners, for_runner_sets) = match (writer.subscribe(), writer.subscribe()) {
+        (Some(a), Some(b)) => (a, b),
+        _ => unreachable!("a shared store has subscribers"),
+    };
+    let feed = watcher(ctx.scoped::<EphemeralRunner>(), watcher::Config::default())
+        .default_backoff()
+        .reflect_shared(writer)
+        .for_each(|_| std::future::ready(()));
+    let feed_stopped = signal(stopped.clone());
+    let feed = async {
+        tokio::select! {
+            () = feed => {}
+            () = feed_stopped => {}
+        }
+    };
     tokio::join!(
         crate::autoscaling_runner_set::run(ctx.clone(), signal(stopped.clone())),
-        crate::ephemeral_runner_set::run(ctx.clone(), signal(stopped.clone())),
-        crate::ephemeral_runner::run(ctx.clone(), signal(stopped.clone())),
+        crate::ephemeral_runner_set::run(ctx.clone(), runners.clone(), for_runner_sets, signal(stopped.clone())),
+        crate::ephemeral_runner::run(ctx.clone(), runners, for_runners, signal(stopped.clone())),
         crate::autoscaling_listener::run(ctx.clone(), signal(stopped)),
+        feed,
     );
     tracing::info!("controller manager stopped");
 }

@@ -160,6 +160,12 @@ impl Policies {
         loaded.map_err(Error::Invalid)
     }
 
+    /// The policy last loaded for the ARS `namespace/name` (the ARS controller loads it on every change of
+    /// the ARS), so runner reconciles need not read the ARS; None when not loaded yet or broken.
+    pub fn loaded(&self, namespace: &str, name: &str) -> Option<Arc<ScaleSetPolicy>> {
+        self.lock().get(&(namespace.to_string(), name.to_string())).and_then(|(_, loaded)| loaded.clone().ok())
+    }
+
     /// Forgets a deleted ARS's policy.
     pub fn forget(&self, namespace: &str, name: &str) {
         self.lock().remove(&(namespace.to_string(), name.to_string()));

@@ -103,11 +103,13 @@ where
     }
 }
 
-/// A client for `config` limited to `qps` requests per second with bursts of `burst`.
+/// The controller's client for `config` (`User-Agent: gha-autoscaler-controller/…`), limited to `qps` requests
+/// per second with bursts of `burst`.
 ///
 /// # Errors
 /// The config cannot build a client.
-pub fn client(config: kube::Config, qps: f64, burst: u32) -> kube::Result<kube::Client> {
+pub fn client(mut config: kube::Config, qps: f64, burst: u32) -> kube::Result<kube::Client> {
+    gha_listener::identify(&mut config, "controller");
     let builder = kube::client::ClientBuilder::try_from(config)?;
     Ok(builder.with_layer(&RateLimitLayer(TokenBucket::new(qps, burst))).build())
 }

@@ -2,12 +2,16 @@
 //! EphemeralRunnerSet, read its counts, mark a runner busy, label a runner pod.
 
 use std::future::Future;
+use std::sync::Arc;
+
+use futures::StreamExt;
 
 use gha_actions_client::model::JobFields;
 use gha_crds::{EphemeralRunner, EphemeralRunnerSet};
 use gha_policy_engine::types::{PodMetadata, RunnerCounts};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Patch, PatchParams};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Map, Value, json};
 
@@ -45,17 +49,58 @@ pub struct KubeCluster {
     runners: Api<EphemeralRunner>,
     pods: Api<Pod>,
     runner_set: String,
+    /// The EphemeralRunnerSet's counts as a watch of it last saw them (None until the watch delivered it).
+    counts: tokio::sync::watch::Receiver<Option<RunnerCounts>>,
+    _watch: Arc<WatchTask>,
+}
+
+/// The task watching the EphemeralRunnerSet; stops with the last clone of the cluster.
+struct WatchTask(tokio::task::JoinHandle<()>);
+
+impl Drop for WatchTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl KubeCluster {
-    /// The cluster side of the listener of `namespace/runner_set`.
+    /// The cluster side of the listener of `namespace/runner_set`; watches that EphemeralRunnerSet so each
+    /// decision reads its counts without a request (must be called within a Tokio runtime).
     pub fn new(client: Client, namespace: &str, runner_set: &str) -> Self {
+        let runner_sets: Api<EphemeralRunnerSet> = Api::namespaced(client.clone(), namespace);
+        let (publish, counts) = tokio::sync::watch::channel(None);
+        let only_this = watcher::Config::default().fields(&format!("metadata.name={runner_set}"));
+        let changes = watcher(runner_sets.clone(), only_this).default_backoff().applied_objects();
+        let task = tokio::spawn(async move {
+            let mut changes = std::pin::pin!(changes);
+            while let Some(change) = changes.next().await {
+                match change {
+                    Ok(set) => {
+                        publish.send_replace(Some(counts_of(&set)));
+                    }
+                    Err(e) => tracing::debug!(error = %e, "watching the EphemeralRunnerSet"),
+                }
+            }
+        });
         KubeCluster {
-            runner_sets: Api::namespaced(client.clone(), namespace),
+            runner_sets,
             runners: Api::namespaced(client.clone(), namespace),
             pods: Api::namespaced(client, namespace),
             runner_set: runner_set.into(),
+            counts,
+            _watch: Arc::new(WatchTask(task)),
         }
+    }
+}
+
+fn counts_of(set: &EphemeralRunnerSet) -> RunnerCounts {
+    let status = set.status.clone().unwrap_or_default();
+    let count = |v: Option<i32>| v.unwrap_or(0).max(0) as u32;
+    RunnerCounts {
+        current: count(status.current_replicas),
+        pending: count(status.pending_ephemeral_runners),
+        running: count(status.running_ephemeral_runners),
+        failed: count(status.failed_ephemeral_runners),
     }
 }
 
@@ -102,14 +147,10 @@ impl Cluster for KubeCluster {
     }
 
     async fn runner_counts(&self) -> kube::Result<RunnerCounts> {
-        let status = self.runner_sets.get(&self.runner_set).await?.status.unwrap_or_default();
-        let count = |v: Option<i32>| v.unwrap_or(0).max(0) as u32;
-        Ok(RunnerCounts {
-            current: count(status.current_replicas),
-            pending: count(status.pending_ephemeral_runners),
-            running: count(status.running_ephemeral_runners),
-            failed: count(status.failed_ephemeral_runners),
-        })
+        if let Some(counts) = *self.counts.borrow() {
+            return Ok(counts);
+        }
+        Ok(counts_of(&self.runner_sets.get(&self.runner_set).await?))
     }
 
     async fn job_started(&self, runner_name: &str, job: &JobFields) -> kube::Result<()> {

@@ -12,6 +12,7 @@ mod config;
 mod listener;
 mod metrics;
 mod patch_id;
+mod user_agent;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ pub use config::{ConfigError, ListenerConfig};
 pub use listener::{Listener, LoopError};
 pub use metrics::{ListenerMetrics, MetricSettings, MetricsConfig, ScaleSetLabels};
 pub use patch_id::PatchSequence;
+pub use user_agent::identify;
 
 /// Exit code for an invalid config.
 pub const EXIT_INVALID_CONFIG: u8 = 2;

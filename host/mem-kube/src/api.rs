@@ -15,6 +15,7 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::Server;
 use crate::error::ApiError;
 use crate::path::{self, ObjectPath, Target};
+use crate::requests::{self, RequestKind};
 use crate::resources::ResourceType;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::store::{self, EventType, ListOptions};
@@ -143,6 +144,15 @@ async fn object(
         .ok_or_else(|| ApiError::NotFound("the server could not find the requested resource".into()))?;
     let namespace = if rt.namespaced { target.namespace.clone() } else { None };
     let ns = namespace.clone().unwrap_or_default();
+    let watching = matches!(params.get("watch").map(String::as_str), Some("true" | "1"));
+    server.requests().record(RequestKind {
+        agent: requests::agent(headers),
+        verb: requests::verb(method, target.name.is_some(), watching),
+        resource: match &target.subresource {
+            Some(sub) => format!("{}/{sub}", rt.plural),
+            None => rt.plural.clone(),
+        },
+    });
     if let (Some("binding"), Some(name), &Method::POST) =
         (target.subresource.as_deref(), target.name.as_deref(), method)
         && rt.plural == "pods"
@@ -164,9 +174,7 @@ async fn object(
     let json_ok = |v: Value| Ok(axum::Json(v).into_response());
     match (method.clone(), target.name.as_deref()) {
         (Method::GET, Some(name)) => json_ok(server.store().get(&rt, &ns, name)?),
-        (Method::GET, None) if matches!(params.get("watch").map(String::as_str), Some("true" | "1")) => {
-            watch(server.clone(), rt, namespace, params)
-        }
+        (Method::GET, None) if watching => watch(server.clone(), rt, namespace, params),
         (Method::GET, None) => {
             let options = list_options(params, namespace)?;
             let page = server.store().list(&rt, &options);

@@ -8,12 +8,14 @@
 //! event log no longer reaches back; create with `generateName`, uid, timestamps, generation; replace with
 //! optimistic concurrency (409); merge, strategic-merge (as merge), JSON and apply patches; finalizers and
 //! `deletionTimestamp`; owner-reference garbage collection; namespace deletion; `Status` error bodies.
-//! Faults on demand: the next N writes to a resource fail with 409 or 500; all watches cut.
+//! Request counts by client (`User-Agent`), verb and resource. Faults on demand: the next N writes to a
+//! resource fail with 409 or 500; all watches cut.
 #![deny(missing_docs)]
 
 mod api;
 mod error;
 mod path;
+mod requests;
 mod resources;
 mod schema;
 mod selectors;
@@ -26,6 +28,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 pub use error::ApiError;
+pub use requests::{RequestCounts, RequestKind};
 pub use resources::ResourceType;
 pub use selectors::{FieldSelector, LabelSelector};
 pub use store::{Event, EventType, ListOptions, Store};
@@ -49,11 +52,16 @@ pub(crate) struct Server {
     store: Mutex<Store>,
     cut: tokio::sync::watch::Sender<u64>,
     bookmark_interval: Duration,
+    requests: Mutex<RequestCounts>,
 }
 
 impl Server {
     pub(crate) fn store(&self) -> MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn requests(&self) -> MutexGuard<'_, RequestCounts> {
+        self.requests.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -84,6 +92,7 @@ impl MemKube {
             store: Mutex::new(Store::new(options.event_log_capacity)),
             cut: tokio::sync::watch::Sender::new(0),
             bookmark_interval: options.bookmark_interval,
+            requests: Mutex::default(),
         });
         let app = axum::Router::new().fallback(api::handle).with_state(server.clone());
         let task = tokio::spawn(async move {
@@ -118,6 +127,11 @@ impl MemKube {
     /// 500.
     pub fn fail_writes(&self, plural: &str, count: u32, code: u16) {
         self.server.store().fail_writes(plural, count, code);
+    }
+
+    /// The requests answered so far, by client, verb and resource (discovery left out).
+    pub fn requests(&self) -> RequestCounts {
+        self.server.requests().clone()
     }
 
     /// Ends every open watch (clients must resume).

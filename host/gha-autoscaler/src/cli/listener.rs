@@ -37,10 +37,12 @@ impl ListenerArgs {
         if let Some(dir) = self.config.parent() {
             config.resolve_paths(dir);
         }
-        let kube = match &config.kubernetes_api_url {
-            Some(url) => kube::Client::try_from(kube::Config::new(url.parse().context("kubernetes_api_url")?))?,
-            None => kube::Client::try_default().await.context("connecting to Kubernetes")?,
+        let mut kube_config = match &config.kubernetes_api_url {
+            Some(url) => kube::Config::new(url.parse().context("kubernetes_api_url")?),
+            None => kube::Config::infer().await.context("connecting to Kubernetes")?,
         };
+        gha_listener::identify(&mut kube_config, "listener");
+        let kube = kube::Client::try_from(kube_config)?;
         match gha_listener::run(config, kube, crate::signals::shutdown()).await {
             Ok(()) => Ok(ExitCode::SUCCESS),
             Err(e) => {
