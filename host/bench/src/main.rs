@@ -26,6 +26,7 @@ fn main() -> ExitCode {
     let _ = std::fs::remove_file(&jsonl);
     let only: Vec<String> = std::env::args().skip(1).collect();
     let mut failed = Vec::new();
+    let production = production_build(&root);
     for (package, bench) in BENCHES {
         if !only.is_empty() && !only.iter().any(|o| o == bench) {
             continue;
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
         let status = Command::new(env!("CARGO"))
             .args(["bench", "--locked", "-p", package, "--bench", bench])
             .env(JSON_ENV, &jsonl)
+            .envs(production.iter().map(|path| ("GHA_PRODUCTION_BINARY", path)))
             .current_dir(&root)
             .status();
         if !status.is_ok_and(|s| s.success()) {
@@ -87,4 +89,18 @@ fn machine() -> String {
         .and_then(|l| l.trim().trim_end_matches(" kB").parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
     format!("{model}, {cores} cores, {mem_gib:.0} GiB")
+}
+
+/// Builds the image's binary (`--no-default-features`, release) and copies it aside before the benchmarks build
+/// the full one in the same place, so they can measure it beside the full build; None when the build fails.
+fn production_build(root: &std::path::Path) -> Option<std::path::PathBuf> {
+    eprintln!("== cargo build --release -p gha-autoscaler --no-default-features");
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--locked", "--release", "-p", "gha-autoscaler", "--no-default-features"])
+        .current_dir(root)
+        .status();
+    let aside = root.join("target/production-release/gha-autoscaler");
+    let copied = std::fs::create_dir_all(root.join("target/production-release"))
+        .and_then(|()| std::fs::copy(root.join("target/release/gha-autoscaler"), &aside));
+    (status.is_ok_and(|s| s.success()) && copied.is_ok()).then_some(aside)
 }

@@ -62,8 +62,26 @@ pub struct Runners {
     pub ctx: Arc<Context>,
     /// Runner pods (label `actions-ephemeral-runner=True`), as the pod watch last saw them.
     pub pods: Store<Pod>,
-    /// Registrations (runner ids) written with a pod created, that the caches may not show yet.
-    pub writes: Expectations<i64>,
+    /// What each runner's last writes should look like in the caches, until they do.
+    pub writes: Expectations<Awaited>,
+}
+
+/// How a runner's last writes should show in the caches.
+#[derive(Debug, Clone, Default)]
+pub struct Awaited {
+    /// The registration in its status: Some with a pod just created, None once discarded.
+    runner_id: Option<i64>,
+    /// The uid of a pod deleted that the pod cache may still show.
+    deleted_pod: Option<String>,
+}
+
+impl Awaited {
+    /// Whether the caches (the runner `er` and its pod `pod`) do not show these writes yet.
+    fn pending(&self, er: &EphemeralRunner, pod: Option<&Pod>) -> bool {
+        let deleted_pod_shown = pod.is_some_and(|p| p.uid().is_some() && p.uid() == self.deleted_pod);
+        let created_pod_unseen = self.runner_id.is_some() && pod.is_none();
+        self.runner_id != runner_id(er) || deleted_pod_shown || created_pod_unseen
+    }
 }
 
 /// Runs the controller over the shared EphemeralRunner cache (`cache`, changes `changes`) until `shutdown`.
@@ -166,9 +184,12 @@ impl Runner<'_> {
 
     async fn reconcile(&self) -> Result<Action> {
         let writes = &self.runners.writes;
-        let awaited = writes.awaited(&self.uid);
-        if awaited.is_some_and(|id| Some(id) != runner_id(self.er)) {
-            return Ok(Action::requeue(CACHE_WAIT));
+        let cached_pod = self.cached_pod();
+        if let Some(awaited) = writes.awaited(&self.uid) {
+            if awaited.pending(self.er, cached_pod.as_deref()) {
+                return Ok(Action::requeue(CACHE_WAIT));
+            }
+            writes.forget(&self.uid);
         }
         if self.er.metadata.deletion_timestamp.is_some() {
             return self.finalize().await;
@@ -191,22 +212,18 @@ impl Runner<'_> {
             ignore_not_found(self.api.delete(&self.name, &DeleteParams::default()).await)?;
             return Ok(Action::await_change());
         }
-        if let Some(pod) = self.cached_pod() {
-            writes.forget(&self.uid);
+        if let Some(pod) = cached_pod {
             if runner_id(self.er).is_none() && !self.copy_registration().await? {
                 return Ok(Action::requeue(Duration::from_secs(1)));
             }
             return self.observe_pod(&pod).await;
         }
         if let Some(id) = runner_id(self.er) {
-            // The JIT config was handed to a pod: a pod that is gone (not just unseen yet) is never replaced
-            // with the same config.
-            if awaited.is_some() {
-                return Ok(Action::requeue(CACHE_WAIT));
-            }
+            // The JIT config was handed to a pod: a pod that is gone (the cache is not behind our writes; the
+            // API confirms) is never replaced with the same config.
             return match optional(self.pods.get(&self.name).await)? {
                 Some(pod) => self.observe_pod(&pod).await,
-                None => self.pod_lost(&format!("runner-{id}"), "the runner pod disappeared").await,
+                None => self.pod_lost(&format!("runner-{id}"), None, "the runner pod disappeared").await,
             };
         }
         if let Some(wait) = backoff_remaining(&failures) {
@@ -421,9 +438,13 @@ impl Runner<'_> {
         };
         let json = serde_json::to_value(&template).map_err(|e| Error::Invalid(e.to_string()))?;
         let name = self.name.clone();
-        let decided = tokio::task::spawn_blocking(move || policy.mutate_runner_pod(&name, &json))
-            .await
-            .map_err(|e| Error::Policy(e.to_string()))?;
+        let decided = tokio::task::spawn_blocking(move || {
+            let decided = policy.mutate_runner_pod(&name, &json);
+            policy.release_instances();
+            decided
+        })
+        .await
+        .map_err(|e| Error::Policy(e.to_string()))?;
         match decided {
             Ok(decided) => {
                 if let Outcome::Fallback { error } = &decided.outcome {
@@ -464,7 +485,7 @@ impl Runner<'_> {
                     "runnerId": registration.id, "runnerName": registration.name, "phase": phase, "ready": false,
                 }))
                 .await?;
-                self.runners.writes.wrote(&self.uid, |id| *id = registration.id);
+                self.runners.writes.wrote(&self.uid, |awaited| awaited.runner_id = Some(registration.id));
                 Ok(Action::await_change())
             }
             Err(e) if is_status(&e, 409) => Ok(Action::requeue(Duration::from_secs(1))),
@@ -587,13 +608,14 @@ impl Runner<'_> {
     /// ARC's "deleteEphemeralRunnerOrPod": the failed pod is deleted, then as [`Self::pod_lost`].
     async fn pod_failed(&self, pod: &Pod, why: &str) -> Result<Action> {
         ignore_not_found(self.pods.delete(&self.name, &DeleteParams::default()).await)?;
-        self.pod_lost(&pod.uid().unwrap_or_default(), why).await
+        let uid = pod.uid().unwrap_or_default();
+        self.pod_lost(&uid, Some(uid.clone()), why).await
     }
 
-    /// The runner's pod is gone: a busy runner's job is lost and the runner goes; an idle one is removed from
-    /// GitHub, its JIT config discarded and the failure (keyed `pod`) recorded.
-    async fn pod_lost(&self, pod: &str, why: &str) -> Result<Action> {
-        self.runners.writes.forget(&self.uid);
+    /// The runner's pod is gone (`deleted`: the uid of the pod we just deleted): a busy runner's job is lost and
+    /// the runner goes; an idle one is removed from GitHub, its JIT config discarded and the failure (keyed
+    /// `pod`) recorded.
+    async fn pod_lost(&self, pod: &str, deleted: Option<String>, why: &str) -> Result<Action> {
         // Failures and the job are read afresh: a stale copy would lose a failure or miss a job.
         let Some(er) = optional(self.api.get(&self.name).await)? else { return Ok(Action::await_change()) };
         if is_busy(&er) {
@@ -631,6 +653,8 @@ impl Runner<'_> {
             "failures": failures, "runnerId": null, "runnerName": null,
         }))
         .await?;
+        // Until the caches show the registration and the pod gone, the same loss must not count twice.
+        self.runners.writes.wrote(&self.uid, |awaited| *awaited = Awaited { runner_id: None, deleted_pod: deleted });
         Ok(Action::requeue(Duration::from_secs(1)))
     }
 }

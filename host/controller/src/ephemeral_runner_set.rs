@@ -312,7 +312,13 @@ impl RunnerSet<'_> {
         let ars = optional(sets.get(ars_name).await).ok()??;
         ars.spec.policy.as_ref()?;
         let policy = self.ctx.policies.for_runner_set(&self.ctx.kube, &ars).await.ok()?;
-        let decided = tokio::task::spawn_blocking(move || policy.select(&input)).await.ok()?;
+        let decided = tokio::task::spawn_blocking(move || {
+            let decided = policy.select(&input);
+            policy.release_instances();
+            decided
+        })
+        .await
+        .ok()?;
         match decided {
             Ok(decided) => Some(decided.value),
             Err(e) => {

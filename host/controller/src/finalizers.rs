@@ -1,5 +1,5 @@
-//! Adding and removing finalizers with a JSON patch guarded by the object's resourceVersion, so a concurrent
-//! change is a conflict (retried) rather than a lost update.
+//! Adding and removing finalizers with a JSON patch guarded by the finalizers as read (by the resourceVersion
+//! when there are none), so a concurrent change of them is a conflict (retried) rather than a lost update.
 
 use std::fmt::Debug;
 
@@ -13,7 +13,11 @@ where
     K: Resource + Clone + DeserializeOwned + Debug,
 {
     let mut ops = vec![];
-    if let Some(version) = object.resource_version() {
+    if !object.finalizers().is_empty() {
+        // Guarded by the finalizers themselves: only a concurrent change of them conflicts, not every status
+        // write since our copy was read.
+        ops.push(json!({"op": "test", "path": "/metadata/finalizers", "value": object.finalizers()}));
+    } else if let Some(version) = object.resource_version() {
         ops.push(json!({"op": "test", "path": "/metadata/resourceVersion", "value": version}));
     }
     ops.push(json!({"op": "add", "path": "/metadata/finalizers", "value": finalizers}));

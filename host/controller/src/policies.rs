@@ -151,7 +151,12 @@ impl Policies {
         let loaded = match resolve(kube, &key.0, ars.spec.policy.as_ref(), false).await {
             Ok(spec) => ScaleSetPolicy::load(&self.engine, scale_set, spec)
                 .await
-                .map(Arc::new)
+                .map(|policy| {
+                    // One policy per scale set, called only when a pod is created or runners removed: no live
+                    // instance in between (a thousand scale sets would hold a thousand guest memories).
+                    policy.release_instances();
+                    Arc::new(policy)
+                })
                 .map_err(|e| format!("policy: {e}")),
             Err(Error::Kube(e)) => return Err(Error::Kube(e)),
             Err(e) => Err(e.to_string()),

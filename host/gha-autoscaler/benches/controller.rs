@@ -109,7 +109,7 @@ async fn main() {
     let name = "controller: ERS 0 -> 500 runners, JIT secrets and pods (no client limit)";
     gha_bench::figure(name, raised, "s", Some("<= 5 s"));
     let arc = scale_up(100, 20.0, 30).await;
-    gha_bench::figure("controller: ERS 0 -> 100 runners at ARC's QPS 20 / burst 30", arc, "s", None);
+    gha_bench::figure("controller: ERS 0 -> 100 runners at ARC's QPS 20 / burst 30", arc, "s", Some("<= 25 s"));
     let rss = controller_rss(50, 10).await;
     let name = "controller: process RSS, 50 scale sets x 10 running runners";
     gha_bench::figure(name, rss.total, "MiB", Some("<= 64 MiB"));

@@ -24,19 +24,24 @@ const SAMPLED: usize = 100;
 const SCALE_SET_LABEL: &str = "actions.github.com/scale-set-name";
 
 async fn running_pods(api: &Api<Pod>) -> usize {
-    let pods = api.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default();
-    pods.iter().filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")).count()
+    let running = ListParams::default().fields("status.phase=Running");
+    api.list_metadata(&running).await.map_or(0, |l| l.items.len())
 }
 
 async fn wait_for_running(api: &Api<Pod>, want: usize, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(900);
+    let mut reported = Instant::now();
     loop {
         let running = running_pods(api).await;
         if running >= want {
             return;
         }
+        if reported.elapsed() > Duration::from_secs(30) {
+            eprintln!("fleet: {what}: {running} of {want} running");
+            reported = Instant::now();
+        }
         assert!(Instant::now() < deadline, "{what}: {running} of {want} pods running after 15 minutes");
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
@@ -81,16 +86,16 @@ async fn main() {
 
     let started = Instant::now();
     let names: Vec<String> = (0..sets).map(|i| format!("team-{i}")).collect();
-    futures::stream::iter(
-        names.iter().map(|name| sandbox.apply(&sandbox.runner_set(name, 0, PER_SET as i32 + 1, None))),
-    )
-    .buffer_unordered(32)
-    .try_collect::<Vec<_>>()
-    .await
-    .unwrap();
+    let scale_sets: Vec<_> = names.iter().map(|name| sandbox.runner_set(name, 0, PER_SET as i32 + 1, None)).collect();
+    futures::stream::iter(scale_sets.iter().map(|ars| sandbox.apply(ars)))
+        .buffer_unordered(32)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap();
     let listener_pods: Api<Pod> = Api::namespaced(sandbox.client.clone(), CONTROLLER_NAMESPACE);
     wait_for_running(&listener_pods, sets, "listener pods").await;
     let listening = started.elapsed().as_secs_f64();
+    eprintln!("fleet: {sets} listener pods running after {listening:.1} s");
     let registered = sandbox.fake.with_state(|s| s.scale_sets().len());
     assert_eq!(registered, sets, "every scale set registered on the Actions service");
 
@@ -103,6 +108,7 @@ async fn main() {
     let runner_pods: Api<Pod> = Api::namespaced(sandbox.client.clone(), RUNNER_NAMESPACE);
     wait_for_running(&runner_pods, sets * PER_SET, "runner pods").await;
     let runners_running = scaled.elapsed().as_secs_f64();
+    eprintln!("fleet: {} runner pods running after {runners_running:.1} s", sets * PER_SET);
     tokio::time::sleep(Duration::from_secs(5)).await;
     let rss = Rss::of(controller.id().unwrap_or_default());
 

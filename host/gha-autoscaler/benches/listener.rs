@@ -72,9 +72,9 @@ async fn latency(policy: &str, rounds: usize) -> (Duration, Duration) {
     (percentile(&mut samples, 0.5), percentile(&mut samples, 0.99))
 }
 
-/// RSS of the real `gha-autoscaler listener` process, idle and after a 1,000-job burst; `precompiled`: with the
-/// policy compiled beforehand and handed over as the controller does (else the listener compiles it).
-async fn listener_rss(precompiled: bool) -> (Rss, Rss) {
+/// RSS of the real `gha-autoscaler listener` process of `binary`, idle and after a 1,000-job burst; `precompiled`:
+/// with the policy compiled beforehand and handed over as the controller does (else the listener compiles it).
+async fn listener_rss(binary: &std::path::Path, precompiled: bool) -> (Rss, Rss) {
     use gha_mem_kube::{MemKube, MemKubeOptions};
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     use kube::api::PostParams;
@@ -111,7 +111,7 @@ async fn listener_rss(precompiled: bool) -> (Rss, Rss) {
         config["precompiled_policies"] = ".".into();
     }
     std::fs::write(&path, config.to_string()).unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_gha-autoscaler"))
+    let mut child = tokio::process::Command::new(binary)
         .args(["listener", "--log-level", "warn", "--config"])
         .arg(&path)
         .kill_on_drop(true)
@@ -147,14 +147,30 @@ async fn main() {
     gha_bench::figure("listener: job enqueued -> ERS patch p50, native formula", ms(native_p50), "ms", None);
     let ratio = wasm_p99.as_secs_f64() / native_p99.as_secs_f64();
     gha_bench::figure("listener: Wasm / native p99, same run", ratio, "x", None);
+    let full = std::path::Path::new(env!("CARGO_BIN_EXE_gha-autoscaler"));
     for (precompiled, how) in [(true, "policy precompiled by the controller"), (false, "listener compiles the policy")]
     {
-        let (idle, burst) = listener_rss(precompiled).await;
+        let (idle, burst) = listener_rss(full, precompiled).await;
         // The targets apply to the product's path (precompiled); the other is shown for comparison.
         let (idle_target, burst_target) =
             if precompiled { (Some("<= 24 MiB"), Some("<= 32 MiB")) } else { (None, None) };
         gha_bench::figure(&format!("listener: RSS idle, {how}"), idle.total, "MiB", idle_target);
         let name = format!("listener: RSS after a 1,000-job burst, {how}");
         gha_bench::figure(&name, burst.total, "MiB", burst_target);
+    }
+    // The image's build (`--no-default-features`: no fake GitHub, in-memory API, simulated kubelet or demo),
+    // which `gha-bench` builds and names in GHA_PRODUCTION_BINARY.
+    let size = |path: &std::path::Path| std::fs::metadata(path).map_or(0.0, |m| m.len() as f64 / 1_048_576.0);
+    gha_bench::figure("listener: binary size, full build (demo, test doubles)", size(full), "MiB", None);
+    match std::env::var_os("GHA_PRODUCTION_BINARY").map(std::path::PathBuf::from) {
+        Some(production) => {
+            gha_bench::figure("listener: binary size, production build (the image's)", size(&production), "MiB", None);
+            let (idle, burst) = listener_rss(&production, true).await;
+            gha_bench::figure("listener: RSS idle, production build", idle.total, "MiB", Some("<= 16 MiB"));
+            gha_bench::figure("listener: of which file-backed (code pages), production build", idle.file, "MiB", None);
+            let name = "listener: RSS after a 1,000-job burst, production build";
+            gha_bench::figure(name, burst.total, "MiB", None);
+        }
+        None => eprintln!("GHA_PRODUCTION_BINARY unset: the production build is not measured (gha-bench sets it)"),
     }
 }

@@ -115,6 +115,16 @@ impl ScaleSetPolicy {
         self.active.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Drops the acting and shadow instances' stores and guest memory until the next call (see
+    /// [`PolicyInstance::release`]): the controller holds one policy per scale set and calls each rarely.
+    pub fn release_instances(&self) {
+        let mut active = self.lock();
+        active.instance.release();
+        if let Some(shadow) = &mut active.shadow {
+            shadow.instance.release();
+        }
+    }
+
     /// The manifest of the acting policy.
     pub fn manifest(&self) -> PolicyManifest {
         self.lock().instance.manifest().clone()
