@@ -249,9 +249,7 @@ impl Runner<'_> {
             let id = match runner_id(self.er) {
                 Some(id) => Some(id),
                 // Deleted before its pod: the registration is only in the JIT secret.
-                None => optional(self.secrets.get(&self.name).await)?
-                    .and_then(|s| Registration::of_secret(&s))
-                    .map(|r| r.id),
+                None => self.secret_registration().await?.map(|r| r.id),
             };
             if let Some(id) = id {
                 match self.github().await {
@@ -328,9 +326,7 @@ impl Runner<'_> {
         let jit = match client.generate_jit_config(scale_set_id, &self.name).await {
             Ok(jit) => jit,
             Err(ActionsError::RunnerExists(_)) => {
-                if let Some(registration) =
-                    optional(self.secrets.get(&self.name).await)?.and_then(|s| Registration::of_secret(&s))
-                {
+                if let Some(registration) = self.secret_registration().await? {
                     return Ok(Some(registration));
                 }
                 match client.get_runner_by_name(&self.name).await? {
@@ -389,12 +385,16 @@ impl Runner<'_> {
         }
     }
 
+    /// The registration in the runner's JIT secret, read from the API; None when there is no usable secret.
+    async fn secret_registration(&self) -> Result<Option<Registration>> {
+        Ok(optional(self.secrets.get(&self.name).await)?.as_ref().and_then(Registration::of_secret))
+    }
+
     /// A runner whose pod exists but whose status lacks the registration (written by an interrupted reconcile,
     /// or adopted): the registration is copied from the JIT secret; an unusable secret is deleted. Returns
     /// whether the status now has it.
     async fn copy_registration(&self) -> Result<bool> {
-        let secret = optional(self.secrets.get(&self.name).await)?;
-        match secret.as_ref().and_then(Registration::of_secret) {
+        match self.secret_registration().await? {
             Some(registration) => {
                 self.patch_status(json!({"runnerId": registration.id, "runnerName": registration.name})).await?;
                 Ok(true)
