@@ -19,6 +19,7 @@ use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
+use crate::caches;
 use crate::context::Context;
 use crate::error::{Error, Result, ignore_not_found, is_status, optional};
 use crate::finalizers;
@@ -28,14 +29,20 @@ use crate::metrics::ScaleSetLabels;
 use crate::policies;
 use crate::secrets;
 
-/// Runs the controller until `shutdown`.
-pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+/// Runs the controller over the shared listener and listener-pod caches (changes `changes` and `pod_changes`)
+/// until `shutdown`.
+pub async fn run(
+    ctx: Arc<Context>,
+    changes: impl futures::Stream<Item = Arc<AutoscalingListener>> + Send + 'static,
+    pod_changes: impl futures::Stream<Item = Arc<Pod>> + Send + 'static,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
     let namespace = ctx.options.controller_namespace.clone();
-    let listeners: Api<AutoscalingListener> = Api::namespaced(ctx.kube.clone(), &namespace);
-    let (client, config) = (ctx.kube.clone(), watcher::Config::default());
-    Controller::new(listeners, watcher::Config::default())
-        .owns_stream(crate::owned_changes::<Pod>(client.clone(), Some(&namespace), config.clone()))
-        .owns_stream(crate::owned_changes::<ServiceAccount>(client, Some(&namespace), config))
+    let service_accounts =
+        crate::owned_changes::<ServiceAccount>(ctx.kube.clone(), Some(&namespace), watcher::Config::default());
+    Controller::for_shared_stream(changes, ctx.caches.listeners.clone())
+        .owns_shared_stream(pod_changes)
+        .owns_stream(service_accounts)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, crate::retry_after_error, ctx)
         .for_each(|_| async {})
@@ -87,7 +94,8 @@ impl ListenerReconciler<'_> {
         }
         let runner_namespace = self.al.spec.autoscaling_runner_set_namespace.clone();
         let sets: Api<AutoscalingRunnerSet> = self.api(&runner_namespace);
-        let Some(ars) = optional(sets.get(&self.al.spec.autoscaling_runner_set_name).await)? else {
+        let set_name = &self.al.spec.autoscaling_runner_set_name;
+        let Some(ars) = caches::get(&self.ctx.caches.runner_sets, &sets, &runner_namespace, set_name).await? else {
             ignore_not_found(self.api.delete(&name, &DeleteParams::default()).await)?;
             return Ok(Action::await_change());
         };
@@ -120,7 +128,7 @@ impl ListenerReconciler<'_> {
     async fn config_data(&self, ars: &AutoscalingRunnerSet, precompiled: bool) -> Result<BTreeMap<String, Vec<u8>>> {
         let spec = &self.al.spec;
         let runner_namespace = &spec.autoscaling_runner_set_namespace;
-        let data = secrets::read_secret(&self.ctx.kube, runner_namespace, &spec.github_config_secret).await?;
+        let data = self.ctx.github.secret(&self.ctx.kube, runner_namespace, &spec.github_config_secret).await?;
         let credentials = secrets::credentials(&spec.github_config_secret, &data)?;
         let mut config = ListenerConfig {
             configure_url: spec.github_config_url.clone(),
@@ -176,7 +184,7 @@ impl ListenerReconciler<'_> {
         let pods: Api<Pod> = self.api(&self.namespace);
         let name = self.al.name_any();
         let labels = ScaleSetLabels::of_listener(self.al);
-        let Some(pod) = optional(pods.get(&name).await)? else {
+        let Some(pod) = caches::get(&self.ctx.caches.listener_pods, &pods, &self.namespace, &name).await? else {
             self.ctx.metrics.listener(&labels, false);
             return match pods.create(&PostParams::default(), desired).await {
                 Ok(_) => {

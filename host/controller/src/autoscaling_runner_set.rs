@@ -25,10 +25,10 @@ use kube::core::DynamicObject;
 use kube::discovery::ApiResource;
 use kube::runtime::controller::{Action, Config, Controller};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
+use crate::caches;
 use crate::context::Context;
 use crate::ephemeral_runner_set::PHASE_OUTDATED;
 use crate::error::{Error, Result, ignore_not_found, is_status, optional};
@@ -37,13 +37,17 @@ use crate::github::GitHubSettings;
 use crate::labels::{self, PART_OF, annotation, finalizer, label, name_suffix, scope_labels, version_allowed};
 
 /// Runs the controller until `shutdown`.
-pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
-    let listeners: Api<AutoscalingListener> = Api::namespaced(ctx.kube.clone(), &ctx.options.controller_namespace);
-    let runner_sets = crate::owned_changes::<EphemeralRunnerSet>(ctx.kube.clone(), ctx.scope(), Default::default());
-    Controller::new(ctx.scoped::<AutoscalingRunnerSet>(), watcher::Config::default())
-        .owns_stream(runner_sets)
+pub async fn run(
+    ctx: Arc<Context>,
+    changes: impl futures::Stream<Item = Arc<AutoscalingRunnerSet>> + Send + 'static,
+    runner_set_changes: impl futures::Stream<Item = Arc<EphemeralRunnerSet>> + Send + 'static,
+    listener_changes: impl futures::Stream<Item = Arc<AutoscalingListener>> + Send + 'static,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    Controller::for_shared_stream(changes, ctx.caches.runner_sets.clone())
+        .owns_shared_stream(runner_set_changes)
         .with_config(Config::default().debounce(Duration::from_millis(500)))
-        .watches(listeners, watcher::Config::default(), |listener: AutoscalingListener| {
+        .watches_shared_stream(listener_changes, |listener: Arc<AutoscalingListener>| {
             Some(
                 ObjectRef::new(&listener.spec.autoscaling_runner_set_name)
                     .within(&listener.spec.autoscaling_runner_set_namespace),
@@ -186,7 +190,7 @@ impl RunnerSetReconciler<'_> {
             ));
             "Running"
         };
-        self.set_status(ers.as_ref(), phase, conditions, Some(policy_text)).await?;
+        self.set_status(ers.as_deref(), phase, conditions, Some(policy_text)).await?;
         Ok(Action::requeue(self.ctx.options.sync_period))
     }
 
@@ -357,8 +361,17 @@ impl RunnerSetReconciler<'_> {
     /// runners drain (idle ones go, busy ones finish their job) while ours takes over.
     async fn retire_other_runner_sets(&self) -> Result<()> {
         let api: Api<EphemeralRunnerSet> = Api::namespaced(self.ctx.kube.clone(), &self.namespace);
-        let selector = format!("{}={}", label::SCALE_SET_NAME, labels::label_value(&self.ars.name_any()));
-        let owned = api.list(&ListParams::default().labels(&selector)).await?.items;
+        let label_value = labels::label_value(&self.ars.name_any());
+        let store = &self.ctx.caches.ephemeral_runner_sets;
+        let owned: Vec<Arc<EphemeralRunnerSet>> = if caches::filled(store) {
+            store.state_filter(|ers| {
+                ers.namespace().as_deref() == Some(self.namespace.as_str())
+                    && ers.labels().get(label::SCALE_SET_NAME) == Some(&label_value)
+            })
+        } else {
+            let selector = format!("{}={label_value}", label::SCALE_SET_NAME);
+            api.list(&ListParams::default().labels(&selector)).await?.items.into_iter().map(Arc::new).collect()
+        };
         let uid = self.ars.uid();
         for other in owned {
             let ours =
@@ -373,7 +386,7 @@ impl RunnerSetReconciler<'_> {
 
     /// Creates the EphemeralRunnerSet, or updates its template in place (its controller replaces idle runners;
     /// busy ones finish on the old template) and its metadata.
-    async fn ensure_runner_set(&self, id: i64) -> Result<Option<EphemeralRunnerSet>> {
+    async fn ensure_runner_set(&self, id: i64) -> Result<Option<Arc<EphemeralRunnerSet>>> {
         let api: Api<EphemeralRunnerSet> = Api::namespaced(self.ctx.kube.clone(), &self.namespace);
         let runner_spec = self.runner_spec(id);
         let mut labels = self.child_labels("runner-set");
@@ -385,7 +398,8 @@ impl RunnerSetReconciler<'_> {
             annotation::RUNNER_GROUP.into(),
             self.ars.annotations().get(annotation::RUNNER_GROUP).cloned().unwrap_or_default(),
         );
-        let Some(existing) = optional(api.get(&self.ars.name_any()).await)? else {
+        let cache = &self.ctx.caches.ephemeral_runner_sets;
+        let Some(existing) = caches::get(cache, &api, &self.namespace, &self.ars.name_any()).await? else {
             annotations.insert(annotation::INTEGRITY_HASH.into(), labels::hash_of(&runner_spec));
             let ers = EphemeralRunnerSet {
                 metadata: ObjectMeta {
@@ -414,7 +428,7 @@ impl RunnerSetReconciler<'_> {
                     format!("EphemeralRunnerSet {} created", created.name_any()),
                 )
                 .await;
-            return Ok(Some(created));
+            return Ok(Some(Arc::new(created)));
         };
         if existing.metadata.deletion_timestamp.is_some() {
             return Ok(None);
@@ -441,7 +455,7 @@ impl RunnerSetReconciler<'_> {
                 )
                 .await;
         }
-        Ok(Some(api.patch(&existing.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?))
+        Ok(Some(Arc::new(api.patch(&existing.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?)))
     }
 
     fn listener_spec(&self, id: i64, ers: &EphemeralRunnerSet) -> AutoscalingListenerSpec {
@@ -487,7 +501,8 @@ impl RunnerSetReconciler<'_> {
         let mut annotations = meta.annotations.unwrap_or_default();
         annotations.insert(annotation::INTEGRITY_HASH.into(), labels::hash_of(&(&spec, &labels)));
         let name = listener_name(self.ars);
-        match optional(api.get(&name).await)? {
+        let namespace = &self.ctx.options.controller_namespace;
+        match caches::get(&self.ctx.caches.listeners, api, namespace, &name).await? {
             Some(existing) if existing.metadata.deletion_timestamp.is_some() => Ok(()),
             Some(existing)
                 if existing.annotations().get(annotation::INTEGRITY_HASH)

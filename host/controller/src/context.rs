@@ -7,6 +7,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource};
 
 use crate::apply::Applied;
+use crate::caches::Caches;
 use crate::github::GitHubClients;
 use crate::metrics::ControllerMetrics;
 use crate::options::ControllerOptions;
@@ -26,6 +27,8 @@ pub struct Context {
     pub metrics: ControllerMetrics,
     /// What was last applied to owned objects (skips no-op writes).
     pub applied: Applied,
+    /// Watch caches of the objects read on every reconcile.
+    pub caches: Caches,
     /// Precompiled-policy Secrets known to exist; the lock also makes one reconcile at a time create them.
     pub precompiled: tokio::sync::Mutex<std::collections::HashSet<String>>,
     /// The overall budget of retries after errors (`--workqueue-rate-limiter=bucket_rate_limiter`).
@@ -47,6 +50,7 @@ impl Context {
             policies,
             metrics: ControllerMetrics::default(),
             applied: Applied::default(),
+            caches: Caches::default(),
             precompiled: tokio::sync::Mutex::default(),
             recorder,
         })

@@ -18,7 +18,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Config, Controller};
 use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
@@ -53,16 +52,18 @@ pub struct RunnerChanges {
     deleted: Vec<String>,
 }
 
-/// Runs the controller over the shared EphemeralRunner cache (`cache`, changes `changes`) until `shutdown`.
+/// Runs the controller over the shared EphemeralRunner cache (`cache`, changes `runner_changes`) and the shared
+/// EphemeralRunnerSet cache (changes `changes`) until `shutdown`.
 pub async fn run(
     ctx: Arc<Context>,
     cache: Store<EphemeralRunner>,
-    changes: impl futures::Stream<Item = Arc<EphemeralRunner>> + Send + 'static,
+    runner_changes: impl futures::Stream<Item = Arc<EphemeralRunner>> + Send + 'static,
+    changes: impl futures::Stream<Item = Arc<EphemeralRunnerSet>> + Send + 'static,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let sets = Arc::new(RunnerSets { ctx: ctx.clone(), cache, writes: Expectations::default() });
-    Controller::new(ctx.scoped::<EphemeralRunnerSet>(), watcher::Config::default())
-        .owns_shared_stream(changes)
+    Controller::for_shared_stream(changes, ctx.caches.ephemeral_runner_sets.clone())
+        .owns_shared_stream(runner_changes)
         .with_config(Config::default().debounce(Duration::from_millis(100)))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, |ers, error, sets| crate::retry_after_error(ers, error, sets.ctx.clone()), sets)

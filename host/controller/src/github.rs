@@ -1,7 +1,7 @@
 //! Actions-service clients, cached per (namespace, config URL, secret) and rebuilt when the credentials, proxy
 //! or root CA change, so admin tokens are reused across reconciles (ARC's `multiclient`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -48,17 +48,38 @@ type ClientMap = HashMap<(String, String, String), (String, Instant, Arc<Actions
 /// How long a client is used without reading its secret again (credential rotation is noticed within this).
 const RECHECK_AFTER: Duration = Duration::from_secs(60);
 
+/// Secrets' data by (namespace, name), with when it was read.
+type SecretMap = HashMap<(String, String), (Instant, Arc<BTreeMap<String, String>>)>;
+
 /// The cache.
 #[derive(Default)]
 pub struct GitHubClients {
     force_ghes: bool,
     clients: Mutex<ClientMap>,
+    secrets: Mutex<SecretMap>,
 }
 
 impl GitHubClients {
     /// An empty cache.
     pub fn new(force_ghes: bool) -> Self {
-        GitHubClients { force_ghes, clients: Mutex::default() }
+        GitHubClients { force_ghes, clients: Mutex::default(), secrets: Mutex::default() }
+    }
+
+    /// The data of the credentials secret `namespace`/`name`, read again when the last read is a minute old
+    /// (the scale set, its listener and its runners' clients share one read).
+    ///
+    /// # Errors
+    /// The secret is missing (Invalid) or cannot be read.
+    pub async fn secret(&self, kube: &Client, namespace: &str, name: &str) -> Result<Arc<BTreeMap<String, String>>> {
+        let key = (namespace.to_string(), name.to_string());
+        if let Some((read_at, data)) = self.secrets.lock().unwrap_or_else(|e| e.into_inner()).get(&key)
+            && read_at.elapsed() < RECHECK_AFTER
+        {
+            return Ok(data.clone());
+        }
+        let data = Arc::new(secrets::read_secret(kube, namespace, name).await?);
+        self.secrets.lock().unwrap_or_else(|e| e.into_inner()).insert(key, (Instant::now(), data.clone()));
+        Ok(data)
     }
 
     /// The client for `settings`. The secret (and proxy secrets, CA ConfigMap) is read again after a minute, and
@@ -73,7 +94,7 @@ impl GitHubClients {
         {
             return Ok(client.clone());
         }
-        let data = secrets::read_secret(kube, settings.namespace, settings.secret).await?;
+        let data = self.secret(kube, settings.namespace, settings.secret).await?;
         let credentials = secrets::credentials(settings.secret, &data)?;
         let proxy = match settings.proxy {
             Some(proxy) => secrets::proxy_env(kube, settings.namespace, proxy).await?,
@@ -91,7 +112,7 @@ impl GitHubClients {
                 ),
                 None => None,
             };
-        let fingerprint = hash_of(&(settings.config_url, &data, &proxy, &root_ca));
+        let fingerprint = hash_of(&(settings.config_url, &*data, &proxy, &root_ca));
         if let Some((hash, read_at, client)) = self.lock().get_mut(&key)
             && *hash == fingerprint
         {

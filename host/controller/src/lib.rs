@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod autoscaling_listener;
 pub mod autoscaling_runner_set;
+pub mod caches;
 pub mod context;
 pub mod ephemeral_runner;
 pub mod ephemeral_runner_set;

@@ -272,6 +272,9 @@ pub fn pod(
     for (k, v) in template_meta.labels.unwrap_or_default() {
         labels.entry(k).or_insert(v);
     }
+    // The controller's watch of listener pods selects on this label.
+    labels.insert(label::LISTENER_NAME.into(), listener.name_any());
+    labels.insert(label::LISTENER_NAMESPACE.into(), listener.namespace().unwrap_or_default());
     let mut annotations = BTreeMap::new();
     for (k, v) in template_meta.annotations.unwrap_or_default() {
         annotations.entry(k).or_insert(v);

@@ -5,12 +5,17 @@ use std::future::Future;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use gha_crds::EphemeralRunner;
+use gha_crds::{AutoscalingListener, AutoscalingRunnerSet, EphemeralRunner, EphemeralRunnerSet};
 use gha_policy_engine::{EngineOptions, PolicyEngine, PolicyMetrics};
-use kube::Client;
-use kube::runtime::{WatchStreamExt, reflector, watcher};
+use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::reflector::{self, ReflectHandle};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
 use tokio::sync::watch;
 
+use crate::caches::SHARED_BUFFER;
 use crate::context::Context;
 use crate::leader::{Leadership, LeaseTiming};
 use crate::options::{ControllerOptions, bind_address};
@@ -119,38 +124,104 @@ pub async fn run(
     if lost { Err(ManagerError::LeadershipLost) } else { Ok(()) }
 }
 
-/// Events a subscriber of a shared watch may fall behind by before the watch waits for it.
-const SHARED_BUFFER: usize = 1024;
-
-/// Runs the four controllers until `stopped` turns true. EphemeralRunners are watched once: the runner and
-/// runner-set controllers share the cache.
+/// Runs the four controllers until `stopped` turns true. Each kind is watched once, into the shared caches
+/// ([`crate::caches`]) and the shared EphemeralRunner cache, and each controller subscribes to the kinds it
+/// reconciles on.
 pub async fn run_controllers(ctx: Arc<Context>, stopped: watch::Receiver<bool>) {
     let signal = |mut stopped: watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|s| *s).await;
     };
-    tracing::info!(namespace = %ctx.options.controller_namespace, "controller manager started");
-    let (runners, writer) = reflector::store_shared(SHARED_BUFFER);
-    let (for_runners, for_runner_sets) = match (writer.subscribe(), writer.subscribe()) {
-        (Some(a), Some(b)) => (a, b),
-        _ => unreachable!("a shared store has subscribers"),
+    let Some(writers) = ctx.caches.take_writers() else {
+        tracing::error!("the controllers of this context already run");
+        return;
     };
-    let feed = watcher(ctx.scoped::<EphemeralRunner>(), watcher::Config::default())
-        .default_backoff()
-        .reflect_shared(writer)
-        .for_each(|_| std::future::ready(()));
-    let feed_stopped = signal(stopped.clone());
-    let feed = async {
+    tracing::info!(namespace = %ctx.options.controller_namespace, "controller manager started");
+    let (runners, runners_writer) = reflector::store_shared(SHARED_BUFFER);
+    let changes = Changes {
+        runners: [subscribe(&runners_writer), subscribe(&runners_writer)],
+        runner_sets: subscribe(&writers.runner_sets),
+        ephemeral_runner_sets: [subscribe(&writers.ephemeral_runner_sets), subscribe(&writers.ephemeral_runner_sets)],
+        listeners: [subscribe(&writers.listeners), subscribe(&writers.listeners)],
+        listener_pods: subscribe(&writers.listener_pods),
+    };
+    let [for_runners, for_runner_sets] = changes.runners;
+    let [ers_for_runner_sets, ers_for_scale_sets] = changes.ephemeral_runner_sets;
+    let [listeners_for_listeners, listeners_for_scale_sets] = changes.listeners;
+    let namespace = ctx.options.controller_namespace.as_str();
+    let owned = || watcher::Config::default().labels(crate::labels::label::LISTENER_NAME);
+    let applied = &ctx.applied;
+    let feeds = async {
+        tokio::join!(
+            Box::pin(feed(ctx.scoped::<EphemeralRunner>(), watcher::Config::default(), runners_writer)),
+            Box::pin(feed(ctx.scoped::<AutoscalingRunnerSet>(), watcher::Config::default(), writers.runner_sets)),
+            Box::pin(feed(
+                ctx.scoped::<EphemeralRunnerSet>(),
+                watcher::Config::default(),
+                writers.ephemeral_runner_sets
+            )),
+            Box::pin(feed(Api::namespaced(ctx.kube.clone(), namespace), watcher::Config::default(), writers.listeners)),
+            Box::pin(feed(Api::namespaced(ctx.kube.clone(), namespace), owned(), writers.listener_pods)),
+            Box::pin(applied.watch::<ServiceAccount>(Api::namespaced(ctx.kube.clone(), namespace), owned())),
+            Box::pin(applied.watch::<Secret>(Api::namespaced(ctx.kube.clone(), namespace), owned())),
+            Box::pin(applied.watch::<Role>(ctx.scoped(), owned())),
+            Box::pin(applied.watch::<RoleBinding>(ctx.scoped(), owned())),
+        )
+    };
+    let feeds_stopped = signal(stopped.clone());
+    let feeds = async {
         tokio::select! {
-            () = feed => {}
-            () = feed_stopped => {}
+            _ = feeds => {}
+            () = feeds_stopped => {}
         }
     };
+    // Boxed: the futures of the controllers together are too large for a thread's stack.
     tokio::join!(
-        crate::autoscaling_runner_set::run(ctx.clone(), signal(stopped.clone())),
-        crate::ephemeral_runner_set::run(ctx.clone(), runners.clone(), for_runner_sets, signal(stopped.clone())),
-        crate::ephemeral_runner::run(ctx.clone(), runners, for_runners, signal(stopped.clone())),
-        crate::autoscaling_listener::run(ctx.clone(), signal(stopped)),
-        feed,
+        Box::pin(crate::autoscaling_runner_set::run(
+            ctx.clone(),
+            changes.runner_sets,
+            ers_for_scale_sets,
+            listeners_for_scale_sets,
+            signal(stopped.clone())
+        )),
+        Box::pin(crate::ephemeral_runner_set::run(
+            ctx.clone(),
+            runners.clone(),
+            for_runner_sets,
+            ers_for_runner_sets,
+            signal(stopped.clone())
+        )),
+        Box::pin(crate::ephemeral_runner::run(ctx.clone(), runners, for_runners, signal(stopped.clone()))),
+        Box::pin(crate::autoscaling_listener::run(
+            ctx.clone(),
+            listeners_for_listeners,
+            changes.listener_pods,
+            signal(stopped)
+        )),
+        Box::pin(feeds),
     );
     tracing::info!("controller manager stopped");
+}
+
+/// The subscriptions to the shared watches, by kind (one per controller that watches it).
+struct Changes {
+    runners: [ReflectHandle<EphemeralRunner>; 2],
+    runner_sets: ReflectHandle<AutoscalingRunnerSet>,
+    ephemeral_runner_sets: [ReflectHandle<EphemeralRunnerSet>; 2],
+    listeners: [ReflectHandle<AutoscalingListener>; 2],
+    listener_pods: ReflectHandle<Pod>,
+}
+
+fn subscribe<K>(writer: &Writer<K>) -> ReflectHandle<K>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + 'static,
+{
+    writer.subscribe().unwrap_or_else(|| unreachable!("a shared store has subscribers"))
+}
+
+/// One shared watch: `api` with `config` into `writer`'s store and its subscribers, until dropped.
+async fn feed<K>(api: Api<K>, config: watcher::Config, writer: Writer<K>)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    watcher(api, config).default_backoff().reflect_shared(writer).for_each(|_| std::future::ready(())).await;
 }
