@@ -248,3 +248,19 @@ fn the_chart_crds_are_the_ones_generated_from_the_rust_types() {
         assert!(file == text, "{name} differs; regenerate with: gha-autoscaler crds --output-dir charts/{CHART}/crds");
     }
 }
+
+#[test]
+fn grafana_dashboard_is_a_config_map_for_the_sidecar_when_enabled() {
+    assert!(render().run().unwrap().of_kind("ConfigMap").is_empty(), "off by default");
+    let manifests = render()
+        .set("grafanaDashboard.enabled", json!(true))
+        .set("grafanaDashboard.namespace", json!("monitoring"))
+        .run()
+        .unwrap();
+    let map: k8s_openapi::api::core::v1::ConfigMap = manifests.one("ConfigMap");
+    assert_eq!(map.metadata.namespace.as_deref(), Some("monitoring"));
+    assert_eq!(map.metadata.labels.unwrap()["grafana_dashboard"], "1");
+    let shipped = std::fs::read_to_string(chart_dir(CHART).join("dashboards/gha-autoscaler.json")).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&map.data.unwrap()["gha-autoscaler.json"]).unwrap();
+    assert_eq!(dashboard, serde_json::from_str::<serde_json::Value>(&shipped).unwrap());
+}

@@ -44,7 +44,7 @@ pub struct MemKubeOptions {
 
 impl Default for MemKubeOptions {
     fn default() -> Self {
-        MemKubeOptions { event_log_capacity: 5_000, bookmark_interval: Duration::from_secs(10) }
+        MemKubeOptions { event_log_capacity: 20_000, bookmark_interval: Duration::from_secs(10) }
     }
 }
 

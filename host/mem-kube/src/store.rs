@@ -244,12 +244,16 @@ impl Store {
             .ok_or_else(|| ApiError::NotFound(format!("{} \"{name}\" not found", rt.plural)))
     }
 
-    /// A page of objects.
+    /// A page of objects. Every page of a list carries the first page's resourceVersion (the continue token
+    /// keeps it), as the API server's do: a watch from there replays whatever changed while the pages were read
+    /// (the pages themselves are read live, so a client may see a change twice, never miss one).
     pub fn list(&self, rt: &ResourceType, options: &ListOptions) -> ListPage {
         let empty = Collection::new();
         let collection = self.objects.get(&rt.key()).unwrap_or(&empty);
+        let token = options.continue_token.as_deref().and_then(|t| t.split_once(':'));
+        let rv = token.and_then(|(rv, _)| rv.parse().ok()).unwrap_or(self.rv);
         let after: Option<(String, String)> =
-            options.continue_token.as_deref().and_then(|t| t.split_once('/')).map(|(a, b)| (a.into(), b.into()));
+            token.and_then(|(_, key)| key.split_once('/')).map(|(a, b)| (a.into(), b.into()));
         let mut items = Vec::new();
         let mut last_key = None;
         let mut more = false;
@@ -270,8 +274,8 @@ impl Store {
             items.push(Value::clone(object));
             last_key = Some(key.clone());
         }
-        let continue_token = more.then(|| last_key.map(|(ns, name)| format!("{ns}/{name}"))).flatten();
-        ListPage { items, rv: self.rv, continue_token }
+        let continue_token = more.then(|| last_key.map(|(ns, name)| format!("{rv}:{ns}/{name}"))).flatten();
+        ListPage { items, rv, continue_token }
     }
 
     /// Creates an object (generateName, uid, creationTimestamp, generation).

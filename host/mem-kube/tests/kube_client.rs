@@ -220,6 +220,33 @@ async fn watchers_resume_and_faults_surface_as_api_errors() {
 }
 
 #[tokio::test]
+async fn a_list_read_in_pages_misses_nothing_a_watch_from_its_version_does_not_replay() {
+    let kube = MemKube::start(MemKubeOptions::default()).await.unwrap();
+    let client = Client::try_from(kube::Config::new(kube.url().parse().unwrap())).unwrap();
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let map = |name: &str| ConfigMap {
+        metadata: kube::api::ObjectMeta { name: Some(name.into()), ..Default::default() },
+        ..Default::default()
+    };
+    for name in ["b", "c", "d"] {
+        maps.create(&PostParams::default(), &map(name)).await.unwrap();
+    }
+    let first = maps.list(&ListParams::default().limit(2)).await.unwrap();
+    // Created between the pages, sorting before the page boundary: not in any page.
+    maps.create(&PostParams::default(), &map("a")).await.unwrap();
+    let token = first.metadata.continue_.clone().expect("a continue token");
+    let second = maps.list(&ListParams::default().limit(2).continue_token(&token)).await.unwrap();
+    assert_eq!(second.items.iter().map(|m| m.name_any()).collect::<Vec<_>>(), ["d"]);
+    let version = second.metadata.resource_version.clone().unwrap();
+    assert_eq!(Some(&version), first.metadata.resource_version.as_ref(), "the list's version is its first page's");
+    let mut stream = maps.watch(&kube::api::WatchParams::default(), &version).await.unwrap().boxed();
+    match stream.next().await {
+        Some(Ok(kube::api::WatchEvent::Added(added))) => assert_eq!(added.name_any(), "a"),
+        other => panic!("expected the object created between the pages, got {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn lists_page_and_too_old_watches_are_gone() {
     let kube = MemKube::start(MemKubeOptions { event_log_capacity: 3, ..Default::default() }).await.unwrap();
     let client = Client::try_from(kube::Config::new(kube.url().parse().unwrap())).unwrap();

@@ -185,6 +185,25 @@ impl SimulatedKubelet {
         }
     }
 
+    /// Binds the pod to this node through the `binding` subresource, as the scheduler does (a pod's nodeName
+    /// cannot be patched), retrying failed requests as the scheduler does. False when the pod is gone or bound
+    /// elsewhere.
+    async fn bind(&self, api: &Api<Pod>, name: &str) -> bool {
+        let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": self.options.node_name}});
+        for _ in 0..STATUS_ATTEMPTS {
+            match api.create_subresource::<Value, Value>("binding", name, &PostParams::default(), &binding).await {
+                Ok(_) => return true,
+                Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => return false,
+                Err(e) => {
+                    tracing::warn!(pod = name, error = %e, "binding failed; retrying");
+                    tokio::time::sleep(STATUS_RETRY).await;
+                }
+            }
+        }
+        false
+    }
+
     /// Writes the pod's status, retrying failed writes as a kubelet's status manager does (until the pod is
     /// gone, for up to a minute).
     async fn set_status(&self, api: &Api<Pod>, name: &str, status: Value) {
@@ -265,16 +284,12 @@ impl SimulatedKubelet {
         }
     }
 
-    /// One pod's life on this node.
+    /// One pod's life on this node. It ends when the pod reaches a final phase (or could not be bound); a pod
+    /// that stays Pending or Running lives until it is deleted, so its own status changes do not start it again.
     async fn live(&self, pod: Pod) {
         let name = pod.name_any();
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &pod.namespace().unwrap_or_default());
-        // Bound through the `binding` subresource, as the scheduler does (a pod's nodeName cannot be patched).
-        let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
-            "target": {"apiVersion": "v1", "kind": "Node", "name": self.options.node_name}});
-        if pod.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none()
-            && api.create_subresource::<Value, Value>("binding", &name, &PostParams::default(), &binding).await.is_err()
-        {
+        if pod.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none() && !self.bind(&api, &name).await {
             return;
         }
         let scheduled = json!([{"type": "PodScheduled", "status": "True", "lastTransitionTime": now()}]);
@@ -300,7 +315,7 @@ impl SimulatedKubelet {
                 .await;
                 tokio::time::sleep(self.options.start_delay).await;
             }
-            return;
+            return std::future::pending().await;
         }
         let started = now();
         let ready = fault != Some(PodFault::NeverReady);
@@ -313,7 +328,7 @@ impl SimulatedKubelet {
             .await;
         let terminate = |exit_code: i32, reason: &str| json!({"terminated": {"exitCode": exit_code, "reason": reason, "startedAt": started, "finishedAt": now()}});
         match fault {
-            Some(PodFault::NeverReady) => return,
+            Some(PodFault::NeverReady) => return std::future::pending().await,
             Some(PodFault::OomKilled) => {
                 tokio::time::sleep(self.options.start_delay).await;
                 self.set_status(
@@ -341,7 +356,7 @@ impl SimulatedKubelet {
             _ => {}
         }
         let exit_code = match self.workload(&pod).await {
-            Workload::Service => return,
+            Workload::Service => return std::future::pending().await,
             Workload::Process(process) => process.run().await,
             Workload::BrokenRunner(why) => RunnerOutcome::Broken(why).exit_code(),
             Workload::Runner(jit) => {
