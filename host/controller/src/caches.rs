@@ -69,6 +69,19 @@ impl Caches {
     }
 }
 
+/// What a cache keeps of any object: all but its managedFields (never read; on a real API server often the
+/// largest part of the metadata).
+pub fn unmanaged<K: kube::Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
+}
+
+/// What a cache keeps of a pod: metadata (without managedFields) and status. The controllers build pods from
+/// their templates and read back only their state, so the spec — most of a pod — is not kept.
+pub fn pod_state(pod: &mut Pod) {
+    unmanaged(pod);
+    pod.spec = None;
+}
+
 /// Whether `store` has had its watch's initial list.
 pub fn filled<K>(store: &Store<K>) -> bool
 where

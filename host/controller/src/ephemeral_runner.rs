@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Config, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::{Value, json};
@@ -93,7 +93,11 @@ pub async fn run(
 ) {
     let pod_filter = watcher::Config::default().labels(&format!("{}=True", label::EPHEMERAL_RUNNER));
     let (pods, writer) = reflector::store();
-    let pod_changes = reflector(writer, watcher(ctx.scoped::<Pod>(), pod_filter)).default_backoff().touched_objects();
+    let pod_changes = watcher(ctx.scoped::<Pod>(), pod_filter)
+        .default_backoff()
+        .modify(crate::caches::pod_state)
+        .reflect(writer)
+        .touched_objects();
     let concurrency = ctx.options.runner_max_concurrent_reconciles.max(1);
     let runners = Arc::new(Runners { ctx: ctx.clone(), pods, writes: Expectations::default() });
     Controller::for_shared_stream(changes, cache)

@@ -15,7 +15,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use tokio::sync::watch;
 
-use crate::caches::SHARED_BUFFER;
+use crate::caches::{SHARED_BUFFER, pod_state, unmanaged};
 use crate::context::Context;
 use crate::leader::{Leadership, LeaseTiming};
 use crate::options::{ControllerOptions, bind_address};
@@ -152,15 +152,16 @@ pub async fn run_controllers(ctx: Arc<Context>, stopped: watch::Receiver<bool>) 
     let applied = &ctx.applied;
     let feeds = async {
         tokio::join!(
-            Box::pin(feed(ctx.scoped::<EphemeralRunner>(), watcher::Config::default(), runners_writer)),
-            Box::pin(feed(ctx.scoped::<AutoscalingRunnerSet>(), watcher::Config::default(), writers.runner_sets)),
+            Box::pin(feed(ctx.scoped::<EphemeralRunner>(), watcher::Config::default(), unmanaged, runners_writer)),
+            Box::pin(feed(ctx.scoped(), watcher::Config::default(), unmanaged, writers.runner_sets)),
+            Box::pin(feed(ctx.scoped(), watcher::Config::default(), unmanaged, writers.ephemeral_runner_sets)),
             Box::pin(feed(
-                ctx.scoped::<EphemeralRunnerSet>(),
+                Api::namespaced(ctx.kube.clone(), namespace),
                 watcher::Config::default(),
-                writers.ephemeral_runner_sets
+                unmanaged,
+                writers.listeners
             )),
-            Box::pin(feed(Api::namespaced(ctx.kube.clone(), namespace), watcher::Config::default(), writers.listeners)),
-            Box::pin(feed(Api::namespaced(ctx.kube.clone(), namespace), owned(), writers.listener_pods)),
+            Box::pin(feed(Api::namespaced(ctx.kube.clone(), namespace), owned(), pod_state, writers.listener_pods)),
             Box::pin(applied.watch::<ServiceAccount>(Api::namespaced(ctx.kube.clone(), namespace), owned())),
             Box::pin(applied.watch::<Secret>(Api::namespaced(ctx.kube.clone(), namespace), owned())),
             Box::pin(applied.watch::<Role>(ctx.scoped(), owned())),
@@ -218,10 +219,12 @@ where
     writer.subscribe().unwrap_or_else(|| unreachable!("a shared store has subscribers"))
 }
 
-/// One shared watch: `api` with `config` into `writer`'s store and its subscribers, until dropped.
-async fn feed<K>(api: Api<K>, config: watcher::Config, writer: Writer<K>)
+/// One shared watch: `api` with `config` into `writer`'s store and its subscribers, each object cut to what
+/// `keep` leaves of it, until dropped.
+async fn feed<K>(api: Api<K>, config: watcher::Config, keep: fn(&mut K), writer: Writer<K>)
 where
     K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
-    watcher(api, config).default_backoff().reflect_shared(writer).for_each(|_| std::future::ready(())).await;
+    let events = watcher(api, config).default_backoff().modify(keep);
+    events.reflect_shared(writer).for_each(|_| std::future::ready(())).await;
 }

@@ -2,10 +2,13 @@
 //! metric it queries is one the controller, the listener or the policy engine serves.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
+use gha_actions_client::model::{JobFields, Statistics};
 use gha_controller::metrics::ControllerMetrics;
 use gha_listener::{ListenerMetrics, ScaleSetLabels};
-use gha_policy_engine::PolicyMetrics;
+use gha_policy_engine::types::{ScaleInput, ScaleSetRef};
+use gha_policy_engine::{EngineOptions, PolicyEngine, PolicyMetrics, PolicySpec, ScaleSetPolicy};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::registry::Registry;
 use serde_json::Value;
@@ -15,12 +18,44 @@ const DASHBOARD: &str = include_str!(concat!(
     "/../../charts/gha-autoscaler-controller/dashboards/gha-autoscaler.json"
 ));
 
-/// The sample names the three processes' `/metrics` can carry, from their `# TYPE` lines.
-fn served_samples() -> BTreeSet<String> {
+/// The sample names the controller's, the listener's and the policy engine's `/metrics` carry once each of their
+/// families has a series (an empty family is not served at all), from their `# TYPE` lines.
+async fn served_samples() -> BTreeSet<String> {
     let mut registry = Registry::default();
-    ControllerMetrics::default().register(&mut registry);
-    PolicyMetrics::default().register(&mut registry);
-    ListenerMetrics::new(ScaleSetLabels::default(), None).register(&mut registry);
+    let controller = ControllerMetrics::default();
+    let labels = gha_controller::metrics::ScaleSetLabels::from_labels(&Default::default());
+    controller.runners(&labels, 1, 1, 1);
+    controller.listener(&labels, true);
+    controller.register(&mut registry);
+
+    let listener = ListenerMetrics::new(ScaleSetLabels::default(), None);
+    listener.statistics(&Statistics::default());
+    listener.bounds(0, 2);
+    listener.desired(1);
+    let now = chrono::Utc::now();
+    let job = JobFields {
+        scale_set_assign_time: Some(now),
+        runner_assign_time: Some(now),
+        finish_time: Some(now),
+        ..JobFields::default()
+    };
+    listener.job_started(&job);
+    listener.job_completed(&job);
+    listener.undecodable(1);
+    listener.register(&mut registry);
+
+    // A real decision through the sandbox records the calls and their duration; the other policy families get
+    // their (zero) series when read.
+    let policy_metrics = Arc::new(PolicyMetrics::default());
+    let engine = PolicyEngine::new(EngineOptions::default(), policy_metrics.clone()).expect("engine");
+    let spec = PolicySpec::built_in("arc-default");
+    let policy = ScaleSetPolicy::load(&engine, ScaleSetRef::default(), spec).await.expect("built-in policy");
+    policy.decide(&ScaleInput::default()).expect("a decision");
+    policy_metrics.fallbacks("decide");
+    policy_metrics.traps("timeout");
+    policy_metrics.churn_damped("drain");
+    policy_metrics.register(&mut registry);
+
     let mut text = String::new();
     encode(&mut text, &registry).expect("metrics encode");
     let mut samples = BTreeSet::new();
@@ -59,11 +94,11 @@ fn expressions(dashboard: &Value) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn every_metric_the_dashboard_queries_is_served() {
+#[tokio::test]
+async fn every_metric_the_dashboard_queries_is_served() {
     let dashboard: Value = serde_json::from_str(DASHBOARD).expect("the dashboard is JSON");
     assert_eq!(dashboard["uid"], "gha-autoscaler");
-    let served = served_samples();
+    let served = served_samples().await;
     assert!(served.contains("gha_desired_runners") && served.contains("gha_policy_calls_total"), "{served:?}");
     let expressions = expressions(&dashboard);
     assert!(expressions.len() >= 10, "{expressions:?}");
