@@ -143,7 +143,7 @@ impl ListenerReconciler<'_> {
             metrics_addr: crate::options::bind_address(&self.ctx.options.listener_metrics_addr).unwrap_or_default(),
             metrics_endpoint: self.ctx.options.listener_metrics_endpoint.clone(),
             metrics: spec.metrics.clone(),
-            policy: Some(policies::resolve(&self.ctx.kube, runner_namespace, spec.policy.as_ref(), true).await?),
+            policy: Some(self.ctx.policies.listener_spec(&self.ctx.kube, ars).await?),
             kubernetes_api_url: self.ctx.options.listener_kubernetes_api_url.clone(),
             policy_attributes: policies::scale_set_attributes(ars),
             precompiled_policies: precompiled.then(|| listener_pod::precompiled_dir_from_config().into()),

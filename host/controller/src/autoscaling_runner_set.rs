@@ -154,6 +154,14 @@ impl RunnerSetReconciler<'_> {
             &manifest.sha256[..12.min(manifest.sha256.len())]
         );
         conditions.push(condition("PolicyReady", true, "Loaded", format!("{} from {}", policy_text, manifest.origin)));
+        let source = self.ctx.policies.source_status(&self.namespace, &self.ars.name_any());
+        match &source.stale {
+            Some(why) => conditions.push(condition("PolicyUpToDate", false, "SourceUnavailable", why.clone())),
+            None if source.reference.is_some() => {
+                conditions.push(condition("PolicyUpToDate", true, "Pinned", "serving what the OCI reference names"));
+            }
+            None => {}
+        }
 
         if finalizers::ensure(&self.api, self.ars, finalizer::RUNNER_SET).await? {
             return Ok(Action::await_change());
@@ -190,8 +198,10 @@ impl RunnerSetReconciler<'_> {
             ));
             "Running"
         };
-        self.set_status(ers.as_deref(), phase, conditions, Some(policy_text)).await?;
-        Ok(Action::requeue(self.ctx.options.sync_period))
+        self.set_status(ers.as_deref(), phase, conditions, Some((policy_text, source.reference))).await?;
+        // An OCI tag is re-resolved on its schedule even when the sync period is longer.
+        let recheck = source.recheck_in.map_or(self.ctx.options.sync_period, |d| d + Duration::from_millis(100));
+        Ok(Action::requeue(recheck.min(self.ctx.options.sync_period)))
     }
 
     /// Checks the spec and returns the GitHub client, or [`Error::Invalid`] with the reason.
@@ -544,7 +554,7 @@ impl RunnerSetReconciler<'_> {
         ers: Option<&EphemeralRunnerSet>,
         phase: &str,
         mut conditions: Vec<Condition>,
-        policy: Option<String>,
+        policy: Option<(String, Option<String>)>,
     ) -> Result<()> {
         let old = self.ars.status.clone().unwrap_or_default();
         for condition in &mut conditions {
@@ -563,7 +573,11 @@ impl RunnerSetReconciler<'_> {
             failed_ephemeral_runners: Some(counts.failed_ephemeral_runners.unwrap_or(0)),
             finished_ephemeral_runners: Some(counts.finished_ephemeral_runners.unwrap_or(0)),
             deleting_ephemeral_runners: Some(counts.deleting_ephemeral_runners.unwrap_or(0)),
-            policy: policy.or(old.policy.clone()),
+            policy_reference: match &policy {
+                Some((_, reference)) => reference.clone(),
+                None => old.policy_reference.clone(),
+            },
+            policy: policy.map(|(text, _)| text).or(old.policy.clone()),
             conditions: Some(conditions),
         };
         if old == status {

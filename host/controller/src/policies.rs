@@ -3,10 +3,14 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use gha_crds::{AutoscalingRunnerSet, PolicySourceSpec, PolicySpecCr};
+use gha_crds::{AutoscalingRunnerSet, PolicyOci, PolicySourceSpec, PolicySpecCr};
+use gha_policy_engine::oci::{self, OciSource};
 use gha_policy_engine::types::ScaleSetRef;
-use gha_policy_engine::{FailurePolicy, PolicyEngine, PolicySource, PolicySpec, ScaleSetPolicy};
+use gha_policy_engine::{
+    FailurePolicy, PolicyEngine, PolicySource, PolicySpec, ScaleSetPolicy, docker_config, signature,
+};
 use kube::{Client, ResourceExt};
 
 use crate::error::{Error, Result};
@@ -33,12 +37,12 @@ fn failure_policy(text: Option<&str>) -> Result<FailurePolicy> {
     }
 }
 
-/// A source, with a ConfigMap read into bytes (`bytes_for_listener` = false) or named as the file the listener
-/// finds beside its config (`true`).
+/// A source, with a ConfigMap read into bytes (`for_listener` = false) or named as the file the listener finds
+/// beside its config (`true`), and an OCI source's credentials read from its pull secrets.
 async fn source(kube: &Client, namespace: &str, spec: &PolicySourceSpec, for_listener: bool) -> Result<PolicySource> {
-    match (&spec.built_in, &spec.config_map, &spec.url) {
-        (Some(name), None, None) => Ok(PolicySource::BuiltIn(name.clone())),
-        (None, Some(map), None) => {
+    match (&spec.built_in, &spec.config_map, &spec.url, &spec.oci) {
+        (Some(name), None, None, None) => Ok(PolicySource::BuiltIn(name.clone())),
+        (None, Some(map), None, None) => {
             if for_listener {
                 return Ok(PolicySource::File(LISTENER_POLICY_FILE.into()));
             }
@@ -49,9 +53,45 @@ async fn source(kube: &Client, namespace: &str, spec: &PolicySourceSpec, for_lis
                 bytes: bytes.into(),
             })
         }
-        (None, None, Some(url)) => Ok(PolicySource::Url { url: url.url.clone(), sha256: url.sha256.clone() }),
-        _ => Err(Error::Invalid("policy.source must set exactly one of builtIn, configMap, url".into())),
+        (None, None, Some(url), None) => Ok(PolicySource::Url { url: url.url.clone(), sha256: url.sha256.clone() }),
+        (None, None, None, Some(oci)) => oci_source(kube, namespace, oci).await.map(PolicySource::Oci),
+        _ => Err(Error::Invalid("policy.source must set exactly one of builtIn, configMap, url, oci".into())),
     }
+}
+
+/// An OCI source: its reference checked, the first pull secret holding credentials for its registry, its keys.
+async fn oci_source(kube: &Client, namespace: &str, spec: &PolicyOci) -> Result<OciSource> {
+    let reference =
+        oci::parse_reference(&spec.reference).map_err(|e| Error::Invalid(format!("policy.source.oci: {e}")))?;
+    let public_keys = match &spec.verify {
+        Some(verify) => {
+            signature::verifying_keys(&verify.public_key)
+                .map_err(|e| Error::Invalid(format!("policy.source.oci.verify.publicKey: {e}")))?;
+            vec![verify.public_key.clone()]
+        }
+        None => Vec::new(),
+    };
+    let mut credentials = None;
+    for secret in spec.image_pull_secrets.iter().flatten() {
+        let data = secrets::read_secret(kube, namespace, &secret.name).await?;
+        let Some(config) = data.get(".dockerconfigjson").or_else(|| data.get(".dockercfg")) else {
+            return Err(Error::Invalid(format!(
+                "policy.source.oci.imagePullSecrets: secret {namespace}/{} has no .dockerconfigjson",
+                secret.name
+            )));
+        };
+        credentials = docker_config::credentials_for(config.as_bytes(), reference.registry())
+            .map_err(|e| Error::Invalid(format!("secret {namespace}/{}: {e}", secret.name)))?;
+        if credentials.is_some() {
+            break;
+        }
+    }
+    Ok(OciSource {
+        reference: spec.reference.clone(),
+        plain_http: spec.plain_http.unwrap_or(false),
+        credentials,
+        public_keys,
+    })
 }
 
 /// The component bytes of a ConfigMap source (for the listener's config secret).
@@ -114,14 +154,84 @@ pub fn scale_set_attributes(ars: &AutoscalingRunnerSet) -> Vec<(String, String)>
         .collect()
 }
 
+/// How soon a source that could not be had (registry or URL unreachable) is tried again.
+const SOURCE_RETRY: Duration = Duration::from_secs(30);
+/// How often an OCI tag is re-resolved by default, and at least.
+const DEFAULT_REFRESH_SECONDS: u32 = 300;
+const MIN_REFRESH_SECONDS: u32 = 10;
+
 /// Policies loaded for scale sets, by ARS and spec.
 pub struct Policies {
     engine: Arc<PolicyEngine>,
-    loaded: Mutex<HashMap<(String, String), (String, Loaded)>>,
+    loaded: Mutex<HashMap<(String, String), Entry>>,
 }
 
 /// A load result, kept so a broken policy is not recompiled on every reconcile.
 type Loaded = std::result::Result<Arc<ScaleSetPolicy>, String>;
+
+/// What is known of one scale set's policy.
+#[derive(Clone)]
+struct Entry {
+    /// Hash of the ARS's policy spec and of what the policy sees of the scale set.
+    fingerprint: String,
+    /// The OCI references of the acting and shadow sources, as written and as pinned by digest.
+    pins: Vec<Pin>,
+    loaded: Loaded,
+    /// When to look at the sources again (OCI tags, sources that could not be had); never for the others.
+    recheck_at: Option<Instant>,
+    /// Why the serving policy may not be what its source names now.
+    stale: Option<String>,
+}
+
+/// An OCI reference as written in the spec, and the digest reference it resolved to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Pin {
+    written: String,
+    pinned: String,
+}
+
+/// What the ARS status shows of the policy's source.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceStatus {
+    /// The acting policy's OCI reference pinned by digest.
+    pub reference: Option<String>,
+    /// Why the serving policy may not be what its source names now (registry unreachable, the tag moved to an
+    /// artifact that was refused).
+    pub stale: Option<String>,
+    /// When the source is looked at again (an OCI tag's refresh, a retry), if ever.
+    pub recheck_in: Option<Duration>,
+}
+
+/// The OCI sources of a spec (acting first, then the shadow's).
+fn oci_sources(spec: &mut PolicySpec) -> impl Iterator<Item = &mut OciSource> {
+    std::iter::once(&mut spec.source).chain(spec.shadow.iter_mut().map(|s| &mut s.source)).filter_map(|source| {
+        match source {
+            PolicySource::Oci(oci) => Some(oci),
+            _ => None,
+        }
+    })
+}
+
+/// Resolves every OCI reference of `spec` to its current digest and pins the spec to it.
+async fn pin(spec: &mut PolicySpec) -> std::result::Result<Vec<Pin>, String> {
+    let mut pins = Vec::new();
+    for source in oci_sources(spec) {
+        let reference = oci::parse_reference(&source.reference)?;
+        let digest = oci::Registry::for_source(source).digest(&reference).await?;
+        let pinned = oci::pinned(&reference, &digest);
+        pins.push(Pin { written: std::mem::replace(&mut source.reference, pinned.clone()), pinned });
+    }
+    Ok(pins)
+}
+
+fn refresh_interval(cr: Option<&PolicySpecCr>) -> Duration {
+    let seconds = cr
+        .and_then(|c| c.source.oci.as_ref())
+        .and_then(|o| o.refresh_seconds)
+        .unwrap_or(DEFAULT_REFRESH_SECONDS)
+        .max(MIN_REFRESH_SECONDS);
+    Duration::from_secs(u64::from(seconds))
+}
 
 impl Policies {
     /// A registry over `engine`.
@@ -134,8 +244,11 @@ impl Policies {
         &self.engine
     }
 
-    /// The ARS's policy, loaded (and configured) on first use or when its spec changed. A failure is remembered
-    /// until the spec changes.
+    /// The ARS's policy, loaded (and configured) on first use or when its spec changed; an OCI tag is
+    /// re-resolved on its refresh schedule and the policy reloaded when it moved. A failure is remembered until
+    /// the spec changes, except a source that could not be had, which is tried again. When the source of a
+    /// loaded policy cannot be reached, or its tag moved to an artifact that is refused, the loaded policy keeps
+    /// serving and [`Policies::source_status`] says why.
     ///
     /// # Errors
     /// The policy cannot be resolved, loaded or configured.
@@ -143,32 +256,107 @@ impl Policies {
         let key = (ars.namespace().unwrap_or_default(), ars.name_any());
         let scale_set = scale_set_ref(ars);
         let fingerprint = hash_of(&(&ars.spec.policy, &scale_set.attributes, scale_set.id));
-        if let Some((hash, loaded)) = self.lock().get(&key)
-            && *hash == fingerprint
+        let previous = self.lock().get(&key).filter(|e| e.fingerprint == fingerprint).cloned();
+        if let Some(entry) = &previous
+            && entry.recheck_at.is_none_or(|at| Instant::now() < at)
         {
-            return loaded.clone().map_err(Error::Invalid);
+            return entry.loaded.clone().map_err(Error::Invalid);
         }
-        let loaded = match resolve(kube, &key.0, ars.spec.policy.as_ref(), false).await {
-            Ok(spec) => ScaleSetPolicy::load(&self.engine, scale_set, spec)
-                .await
-                .map(|policy| {
-                    // One policy per scale set, called only when a pod is created or runners removed: no live
-                    // instance in between (a thousand scale sets would hold a thousand guest memories).
-                    policy.release_instances();
-                    Arc::new(policy)
-                })
-                .map_err(|e| format!("policy: {e}")),
+        let cr = ars.spec.policy.as_ref();
+        let mut spec = match resolve(kube, &key.0, cr, false).await {
+            Ok(spec) => spec,
             Err(Error::Kube(e)) => return Err(Error::Kube(e)),
-            Err(e) => Err(e.to_string()),
+            Err(e) => return self.remember(key, Entry::failed(fingerprint, e.to_string(), None)),
         };
-        self.lock().insert(key, (fingerprint, loaded.clone()));
+        let serving = previous.filter(|p| p.loaded.is_ok());
+        let retry = Some(Instant::now() + SOURCE_RETRY);
+        let pins = match pin(&mut spec).await {
+            Ok(pins) => pins,
+            Err(why) => {
+                let why = format!("policy source unreachable: {why}");
+                let entry = match serving {
+                    Some(serving) => Entry { stale: Some(why), recheck_at: retry, ..serving },
+                    None => Entry::failed(fingerprint, why, retry),
+                };
+                return self.remember(key, entry);
+            }
+        };
+        let moving = pins.iter().any(|p| oci::parse_reference(&p.written).is_ok_and(|r| r.digest().is_none()));
+        let recheck_at = moving.then(|| Instant::now() + refresh_interval(cr));
+        if let Some(serving) = &serving
+            && serving.pins == pins
+        {
+            return self.remember(key, Entry { recheck_at, stale: None, ..serving.clone() });
+        }
+        if let Some(serving) = &serving {
+            tracing::info!(scale_set = %key.1, from = ?serving.pins, to = ?pins, "policy tag moved; loading");
+        }
+        let entry = match ScaleSetPolicy::load(&self.engine, scale_set, spec).await {
+            Ok(policy) => {
+                // One policy per scale set, called only when a pod is created or runners removed: no live
+                // instance in between (a thousand scale sets would hold a thousand guest memories).
+                policy.release_instances();
+                Entry { fingerprint, pins, loaded: Ok(Arc::new(policy)), recheck_at, stale: None }
+            }
+            Err(e) => {
+                let unreachable = matches!(e, gha_policy_engine::Error::Source { .. });
+                let why = format!("policy: {e}");
+                match serving {
+                    Some(serving) => {
+                        let to = pins.iter().map(|p| p.pinned.as_str()).collect::<Vec<_>>().join(", ");
+                        let stale = format!(
+                            "the source now names {to}, which was refused ({why}); serving the last good policy"
+                        );
+                        tracing::warn!(scale_set = %key.1, "{stale}");
+                        Entry { stale: Some(stale), recheck_at: recheck_at.or(retry), ..serving }
+                    }
+                    None => Entry::failed(fingerprint, why, if unreachable { retry } else { recheck_at }),
+                }
+            }
+        };
+        self.remember(key, entry)
+    }
+
+    fn remember(&self, key: (String, String), entry: Entry) -> Result<Arc<ScaleSetPolicy>> {
+        let loaded = entry.loaded.clone();
+        self.lock().insert(key, entry);
         loaded.map_err(Error::Invalid)
+    }
+
+    /// The acting policy's pinned OCI reference and why it may be stale, for the ARS status.
+    pub fn source_status(&self, namespace: &str, name: &str) -> SourceStatus {
+        let loaded = self.lock();
+        let Some(entry) = loaded.get(&(namespace.to_string(), name.to_string())) else {
+            return SourceStatus::default();
+        };
+        SourceStatus {
+            reference: entry.loaded.as_ref().ok().and_then(|_| entry.pins.first()).map(|p| p.pinned.clone()),
+            stale: entry.stale.clone(),
+            recheck_in: entry.recheck_at.map(|at| at.saturating_duration_since(Instant::now())),
+        }
+    }
+
+    /// `spec.policy` as the listener's config carries it (see [`resolve`]), with the OCI references pinned to
+    /// the digests the controller loaded: every listener of a scale set runs the same artifact.
+    ///
+    /// # Errors
+    /// As [`resolve`].
+    pub async fn listener_spec(&self, kube: &Client, ars: &AutoscalingRunnerSet) -> Result<PolicySpec> {
+        let namespace = ars.namespace().unwrap_or_default();
+        let mut spec = resolve(kube, &namespace, ars.spec.policy.as_ref(), true).await?;
+        let pins = self.lock().get(&(namespace, ars.name_any())).map(|e| e.pins.clone()).unwrap_or_default();
+        for source in oci_sources(&mut spec) {
+            if let Some(pin) = pins.iter().find(|p| p.written == source.reference) {
+                source.reference = pin.pinned.clone();
+            }
+        }
+        Ok(spec)
     }
 
     /// The policy last loaded for the ARS `namespace/name` (the ARS controller loads it on every change of
     /// the ARS), so runner reconciles need not read the ARS; None when not loaded yet or broken.
     pub fn loaded(&self, namespace: &str, name: &str) -> Option<Arc<ScaleSetPolicy>> {
-        self.lock().get(&(namespace.to_string(), name.to_string())).and_then(|(_, loaded)| loaded.clone().ok())
+        self.lock().get(&(namespace.to_string(), name.to_string())).and_then(|entry| entry.loaded.clone().ok())
     }
 
     /// Forgets a deleted ARS's policy.
@@ -176,7 +364,13 @@ impl Policies {
         self.lock().remove(&(namespace.to_string(), name.to_string()));
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), (String, Loaded)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Entry>> {
         self.loaded.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Entry {
+    fn failed(fingerprint: String, why: String, recheck_at: Option<Instant>) -> Self {
+        Entry { fingerprint, pins: Vec::new(), loaded: Err(why), recheck_at, stale: None }
     }
 }

@@ -73,6 +73,8 @@ pub struct AutoscalingRunnerSetStatus {
     pub deleting_ephemeral_runners: Option<i32>,
     /// gha-autoscaler: the acting policy (`name version sha256`).
     pub policy: Option<String>,
+    /// gha-autoscaler: the acting policy's OCI reference pinned by digest (what its listeners pull).
+    pub policy_reference: Option<String>,
     /// gha-autoscaler: conditions (PolicyResolved, PolicyConfigValid, VersionMismatch, ...).
     pub conditions: Option<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>,
 }

@@ -13,6 +13,36 @@ pub struct PolicySourceSpec {
     pub config_map: Option<PolicyConfigMapRef>,
     /// A component served over http(s), pinned by sha256.
     pub url: Option<PolicyUrl>,
+    /// A Wasm OCI artifact in a registry.
+    pub oci: Option<PolicyOci>,
+}
+
+/// A policy published to an OCI registry (`gha-autoscaler policy push`, or any Wasm OCI artifact tool).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyOci {
+    /// `registry/repository:tag` or `registry/repository@sha256:…`. A tag is resolved to its digest (shown in
+    /// `status.policyReference`; listeners pull that digest) and re-resolved every `refreshSeconds`.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// Docker config Secrets (`kubernetes.io/dockerconfigjson`) in the scale set's namespace holding the
+    /// registry's credentials.
+    pub image_pull_secrets: Option<Vec<k8s_openapi::api::core::v1::LocalObjectReference>>,
+    /// Plain HTTP instead of HTTPS (a registry inside the cluster without TLS).
+    pub plain_http: Option<bool>,
+    /// How often a tag is re-resolved, seconds (default 300, at least 10).
+    pub refresh_seconds: Option<u32>,
+    /// Require a cosign signature by one of these keys.
+    pub verify: Option<PolicyVerify>,
+}
+
+/// Signature verification of an OCI policy.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyVerify {
+    /// PEM public key(s) (ECDSA P-256, as `cosign generate-key-pair` or `gha-autoscaler policy
+    /// generate-key-pair` write); a signature by any of them is accepted.
+    pub public_key: String,
 }
 
 /// A ConfigMap key holding a component.

@@ -201,11 +201,7 @@ pub async fn run_as(
         attributes: config.policy_attributes.clone(),
         ..Default::default()
     };
-    let policy = Arc::new(
-        ScaleSetPolicy::load(&engine, scale_set, spec)
-            .await
-            .map_err(|e| ListenerError::Fatal(format!("policy: {e}")))?,
-    );
+    let policy = load_policy(&engine, scale_set, spec).await?;
     let metrics = Arc::new(ListenerMetrics::new(scale_set_labels(&config, &client), config.metrics.as_ref()));
     if !config.metrics_addr.is_empty() {
         let mut registry = prometheus_client::registry::Registry::default();
@@ -237,4 +233,39 @@ pub async fn run_as(
         }
     }
     listener.run(shutdown).await.map_err(|LoopError::ScaleSetGone(why)| ListenerError::ScaleSetGone(why))
+}
+
+/// How often a policy whose source could not be had is tried again.
+const POLICY_SOURCE_RETRY: Duration = Duration::from_secs(30);
+
+/// The scale set's policy. When its source cannot be had (registry or URL unreachable) the listener does not
+/// crash-loop: it decides with ARC's formula and keeps trying the source, swapping the policy in once loaded.
+async fn load_policy(
+    engine: &Arc<PolicyEngine>,
+    scale_set: ScaleSetRef,
+    spec: PolicySpec,
+) -> Result<Arc<ScaleSetPolicy>, ListenerError> {
+    let error = match ScaleSetPolicy::load(engine, scale_set.clone(), spec.clone()).await {
+        Ok(policy) => return Ok(Arc::new(policy)),
+        Err(e @ gha_policy_engine::Error::Source { .. }) => e,
+        Err(e) => return Err(ListenerError::Fatal(format!("policy: {e}"))),
+    };
+    tracing::error!(error = %error, "policy source unavailable; deciding with ARC's formula until it can be had");
+    let fallback = PolicySpec { permissions: spec.permissions.clone(), ..PolicySpec::built_in("arc-default") };
+    let policy = Arc::new(
+        ScaleSetPolicy::load(engine, scale_set, fallback)
+            .await
+            .map_err(|e| ListenerError::Fatal(format!("policy: {e}")))?,
+    );
+    let retrying = policy.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(POLICY_SOURCE_RETRY).await;
+            match retrying.swap(spec.clone()).await {
+                Ok(()) => break,
+                Err(e) => tracing::warn!(error = %e, "policy source still unavailable; ARC's formula decides"),
+            }
+        }
+    });
+    Ok(policy)
 }

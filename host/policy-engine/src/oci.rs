@@ -6,10 +6,12 @@ use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use oci_client::Client;
+/// An OCI reference (`registry/repository[:tag][@digest]`).
+pub use oci_client::Reference;
 use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
 use oci_client::manifest::{OciDescriptor, OciImageManifest};
 use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference};
 use serde::{Deserialize, Serialize};
 
 use crate::limits::MAX_POLICY_BYTES;
@@ -240,11 +242,10 @@ mod tests {
     #[test]
     fn references_parse_with_or_without_the_oci_scheme() {
         let reference = parse_reference("oci://127.0.0.1:5000/policies/warm-pool:v1").unwrap();
-        assert_eq!((reference.registry(), reference.repository(), reference.tag()), (
-            "127.0.0.1:5000",
-            "policies/warm-pool",
-            Some("v1")
-        ));
+        assert_eq!(
+            (reference.registry(), reference.repository(), reference.tag()),
+            ("127.0.0.1:5000", "policies/warm-pool", Some("v1"))
+        );
         let digest = format!("sha256:{}", "a".repeat(64));
         assert_eq!(pinned(&reference, &digest), format!("127.0.0.1:5000/policies/warm-pool@{digest}"));
         assert!(parse_reference("Not A Reference!").unwrap_err().contains("not an OCI reference"));

@@ -176,10 +176,9 @@ pub async fn verify(
 ) -> Result<(), String> {
     let keys = public_keys.iter().map(|pem| verifying_keys(pem)).collect::<Result<Vec<_>, _>>()?.concat();
     let target = signature_reference(reference, digest);
-    let (manifest, _) = registry
-        .manifest(&target)
-        .await
-        .map_err(|e| format!("{} is not signed (no signature at {}): {e}", pinned(reference, digest), target.whole()))?;
+    let (manifest, _) = registry.manifest(&target).await.map_err(|e| {
+        format!("{} is not signed (no signature at {}): {e}", pinned(reference, digest), target.whole())
+    })?;
     let mut findings = Vec::new();
     for layer in manifest.layers.iter().filter(|l| l.media_type == PAYLOAD_MEDIA_TYPE) {
         let Some(encoded) = layer.annotations.as_ref().and_then(|a| a.get(SIGNATURE_ANNOTATION)) else { continue };
@@ -211,7 +210,10 @@ fn check(payload: &[u8], encoded: &str, keys: &[VerifyingKey], digest: &str) -> 
         return Err(format!("signed payload of type {:?}", payload.critical.kind));
     }
     if payload.critical.image.docker_manifest_digest != digest {
-        return Err(format!("a valid signature of {}, not of this manifest", payload.critical.image.docker_manifest_digest));
+        return Err(format!(
+            "a valid signature of {}, not of this manifest",
+            payload.critical.image.docker_manifest_digest
+        ));
     }
     Ok(())
 }

@@ -39,8 +39,12 @@ impl RealRegistry {
         );
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).map_err(|e| Error::Io(e.to_string()))?;
-        let mut server =
-            Server::start("docker-registry", &program, &["serve".into(), config_path.display().to_string()], dir.path())?;
+        let mut server = Server::start(
+            "docker-registry",
+            &program,
+            &["serve".into(), config_path.display().to_string()],
+            dir.path(),
+        )?;
         let deadline = Instant::now() + Duration::from_secs(20);
         // `/v2/` answers 200 (anonymous) or 401 (auth required) once the server listens.
         while tokio::net::TcpStream::connect(&address).await.is_err() {

@@ -3,7 +3,10 @@
 mod bench;
 mod componentize;
 mod inspect;
+mod push;
+mod registry;
 mod run;
+mod signing;
 mod test;
 
 use std::path::PathBuf;
@@ -33,6 +36,14 @@ enum PolicyCommand {
     Bench(bench::BenchArgs),
     /// Turn a core module built for wasm32-unknown-unknown into a policy component.
     Componentize(componentize::ComponentizeArgs),
+    /// Publish a component to an OCI registry (Wasm OCI artifact); prints the reference pinned by digest.
+    Push(push::PushArgs),
+    /// Write a signing key pair (ECDSA P-256 PEM, as cosign uses).
+    GenerateKeyPair(signing::GenerateKeyPairArgs),
+    /// Sign a published policy (cosign's format, pushed beside it).
+    Sign(signing::SignArgs),
+    /// Check a published policy's signature.
+    Verify(signing::VerifyArgs),
 }
 
 impl PolicyArgs {
@@ -43,6 +54,10 @@ impl PolicyArgs {
             PolicyCommand::Test(args) => args.execute().await,
             PolicyCommand::Bench(args) => args.execute().await,
             PolicyCommand::Componentize(args) => args.execute(),
+            PolicyCommand::Push(args) => args.execute().await,
+            PolicyCommand::GenerateKeyPair(args) => args.execute(),
+            PolicyCommand::Sign(args) => args.execute().await,
+            PolicyCommand::Verify(args) => args.execute().await,
         }
     }
 }
@@ -50,7 +65,8 @@ impl PolicyArgs {
 /// Which policy, with which config: shared by `inspect`, `run` and `bench`.
 #[derive(Debug, Args)]
 struct PolicyOptions {
-    /// A built-in policy name (arc-default, warm-pool, pod-shaper), a .wasm component, or an http(s) URL.
+    /// A built-in policy name (arc-default, warm-pool, pod-shaper), a .wasm component, an http(s) URL, or
+    /// oci://registry/repository:tag.
     policy: String,
     /// sha256 of the component, required for URLs.
     #[arg(long)]
@@ -67,6 +83,17 @@ struct PolicyOptions {
     /// Directory for the precompile cache.
     #[arg(long, env = "GHA_POLICY_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
+    /// For oci:// policies: require a signature by this public key (PEM).
+    #[arg(long)]
+    verify_key: Option<PathBuf>,
+    #[command(flatten)]
+    registry: registry::RegistryOptions,
+}
+
+/// A policy engine with the precompile cache in `cache_dir`.
+fn engine(cache_dir: Option<PathBuf>) -> anyhow::Result<Arc<PolicyEngine>> {
+    let options = EngineOptions { cache_dir, ..Default::default() };
+    Ok(PolicyEngine::new(options, Arc::new(PolicyMetrics::default()))?)
 }
 
 /// A JSON argument given as a file or inline.
@@ -81,8 +108,19 @@ fn json_arg<T: serde::de::DeserializeOwned>(arg: Option<&str>, what: &str) -> an
 }
 
 impl PolicyOptions {
-    fn source(&self) -> PolicySource {
-        PolicySource::from_arg(&self.policy, self.sha256.clone())
+    fn source(&self) -> anyhow::Result<PolicySource> {
+        Ok(match PolicySource::from_arg(&self.policy, self.sha256.clone()) {
+            PolicySource::Oci(oci) => {
+                let keys = match &self.verify_key {
+                    Some(path) => {
+                        vec![std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?]
+                    }
+                    None => Vec::new(),
+                };
+                PolicySource::Oci(self.registry.source(&oci.reference, keys)?)
+            }
+            source => source,
+        })
     }
 
     fn config(&self) -> anyhow::Result<serde_json::Value> {
@@ -91,7 +129,7 @@ impl PolicyOptions {
 
     fn spec(&self) -> anyhow::Result<PolicySpec> {
         Ok(PolicySpec {
-            source: self.source(),
+            source: self.source()?,
             config: self.config()?,
             permissions: json_arg(self.permissions.as_deref(), "permissions")?.unwrap_or_default(),
             allow_wasi: self.allow_wasi,
@@ -100,7 +138,6 @@ impl PolicyOptions {
     }
 
     fn engine(&self) -> anyhow::Result<Arc<PolicyEngine>> {
-        let options = EngineOptions { cache_dir: self.cache_dir.clone(), ..Default::default() };
-        Ok(PolicyEngine::new(options, Arc::new(PolicyMetrics::default()))?)
+        engine(self.cache_dir.clone())
     }
 }

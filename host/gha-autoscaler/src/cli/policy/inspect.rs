@@ -19,7 +19,7 @@ pub struct InspectArgs {
 impl InspectArgs {
     pub async fn execute(self) -> anyhow::Result<ExitCode> {
         let engine = self.policy.engine()?;
-        let pre = engine.load(&self.policy.source(), self.policy.allow_wasi).await?;
+        let pre = engine.load(&self.policy.source()?, self.policy.allow_wasi).await?;
         let m = pre.manifest();
         if self.json {
             println!("{}", serde_json::to_string_pretty(m)?);
