@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 const { component } = await componentize({
   sourcePath: here('./policy.js'),
-  witPath: here('../../../wit'),
+  witPath: here('./wit'),
   worldName: 'scaling-policy',
   disableFeatures: ['random', 'stdio', 'clocks', 'http', 'fetch-event'],
 });

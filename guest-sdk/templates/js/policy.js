@@ -8,7 +8,7 @@ let config = { spareEvery: 0 };
 
 export const lifecycle = {
   info() {
-    return { name: 'js-spares', version: '0.1.0', sdkVersion: 'componentize-js-0.23.0' };
+    return { name: '{{name}}', version: '0.1.0', sdkVersion: 'componentize-js-0.23.0' };
   },
   configure(scaleSet, configJson) {
     const parsed = configJson && configJson !== 'null' ? JSON.parse(configJson) : {};

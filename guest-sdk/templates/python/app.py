@@ -17,7 +17,7 @@ _config = {"spare_every": 0}
 
 class Lifecycle(exports.Lifecycle):
     def info(self) -> types.PolicyInfo:
-        return types.PolicyInfo(name="py-spares", version="0.1.0", sdk_version="componentize-py-0.25.1")
+        return types.PolicyInfo(name="{{name}}", version="0.1.0", sdk_version="componentize-py-0.25.1")
 
     def configure(self, scale_set: types.ScaleSetRef, config_json: str) -> None:
         parsed = json.loads(config_json) if config_json and config_json != "null" else {}

@@ -89,12 +89,19 @@ pub fn sample_pod_template() -> serde_json::Value {
     })
 }
 
-/// Measures compile, cache load, instantiate + configure, hook latency and memory for one policy.
+/// Measures size, compile, cache load, instantiate + configure, hook latency and memory for one policy
+/// (`allow_wasi` for components built by JS or Python toolchains).
 ///
 /// # Errors
 /// Load errors of the policy.
-pub async fn run(policy: &PolicyBytes, config: serde_json::Value, iterations: usize) -> Result<Report> {
+pub async fn run(
+    policy: &PolicyBytes,
+    config: serde_json::Value,
+    iterations: usize,
+    allow_wasi: bool,
+) -> Result<Report> {
     let mut report = Report { policy: policy.origin.clone(), figures: Vec::new() };
+    report.push("component size", policy.bytes.len() as f64 / 1024.0, "KiB", None);
     let metrics = Arc::new(PolicyMetrics::default());
 
     // Cold compile: a fresh engine without cache.
@@ -116,7 +123,7 @@ pub async fn run(policy: &PolicyBytes, config: serde_json::Value, iterations: us
         report.push("load from precompile cache", millis(cache_load), "ms", Some(5.0));
     }
 
-    let pre = engine.prepare(policy, false)?;
+    let pre = engine.prepare(policy, allow_wasi)?;
     let config_json = config.to_string();
     let scale_set = ScaleSetRef { name: "bench".into(), ..Default::default() };
     let mut samples: Vec<Duration> = (0..200.min(iterations).max(20))
@@ -133,6 +140,7 @@ pub async fn run(policy: &PolicyBytes, config: serde_json::Value, iterations: us
     let spec = PolicySpec {
         source: PolicySource::Bytes { origin: policy.origin.clone(), bytes: policy.bytes.clone() },
         config,
+        allow_wasi,
         ..PolicySpec::built_in("arc-default")
     };
     let scale_set_policy = ScaleSetPolicy::load(&engine, scale_set.clone(), spec).await?;

@@ -3,6 +3,7 @@
 mod bench;
 mod componentize;
 mod inspect;
+mod new;
 mod push;
 mod registry;
 mod run;
@@ -36,6 +37,8 @@ enum PolicyCommand {
     Bench(bench::BenchArgs),
     /// Turn a core module built for wasm32-unknown-unknown into a policy component.
     Componentize(componentize::ComponentizeArgs),
+    /// Create a policy project (Rust, JavaScript or Python) with its build script and table tests.
+    New(new::NewArgs),
     /// Publish a component to an OCI registry (Wasm OCI artifact); prints the reference pinned by digest.
     Push(push::PushArgs),
     /// Write a signing key pair (ECDSA P-256 PEM, as cosign uses).
@@ -54,6 +57,7 @@ impl PolicyArgs {
             PolicyCommand::Test(args) => args.execute().await,
             PolicyCommand::Bench(args) => args.execute().await,
             PolicyCommand::Componentize(args) => args.execute(),
+            PolicyCommand::New(args) => args.execute(),
             PolicyCommand::Push(args) => args.execute().await,
             PolicyCommand::GenerateKeyPair(args) => args.execute(),
             PolicyCommand::Sign(args) => args.execute().await,

@@ -22,7 +22,13 @@ pub struct BenchArgs {
 impl BenchArgs {
     pub async fn execute(self) -> anyhow::Result<ExitCode> {
         let bytes = self.policy.source()?.resolve().await?;
-        let report = gha_policy_engine::bench::run(&bytes, self.policy.config()?, self.iterations.max(100)).await?;
+        let report = gha_policy_engine::bench::run(
+            &bytes,
+            self.policy.config()?,
+            self.iterations.max(100),
+            self.policy.allow_wasi,
+        )
+        .await?;
         if self.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
