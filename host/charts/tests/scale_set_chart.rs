@@ -361,6 +361,17 @@ fn policy_values_reach_the_scale_set() {
 
     let existing = render().set("policy.source", json!({"configMap": {"name": "team-policy"}})).run().unwrap();
     assert_eq!(ars(&existing).spec.policy.unwrap().source.config_map.unwrap().name, "team-policy");
+
+    let key = "-----BEGIN PUBLIC KEY-----\nMFkw...\n-----END PUBLIC KEY-----\n";
+    let oci = json!({"oci": {"ref": "ghcr.io/acme/policies/spares:v1", "imagePullSecrets": [{"name": "regcred"}],
+                             "refreshSeconds": 60, "verify": {"publicKey": key}}});
+    let from_registry = render().set("policy.source", oci).run().unwrap();
+    let source = ars(&from_registry).spec.policy.unwrap().source.oci.unwrap();
+    assert_eq!(source.reference, "ghcr.io/acme/policies/spares:v1");
+    assert_eq!(source.image_pull_secrets.unwrap()[0].name, "regcred");
+    assert_eq!((source.refresh_seconds, source.verify.unwrap().public_key.as_str()), (Some(60), key));
+    let too_fast = render().set("policy.source", json!({"oci": {"ref": "ghcr.io/a/b:v1", "refreshSeconds": 1}}));
+    assert!(schema_error(too_fast).contains("refreshSeconds"));
 }
 
 #[test]

@@ -245,8 +245,9 @@ impl Policies {
     }
 
     /// The ARS's policy, loaded (and configured) on first use or when its spec changed; an OCI tag is
-    /// re-resolved on its refresh schedule and the policy reloaded when it moved. A failure is remembered until
-    /// the spec changes, except a source that could not be had, which is tried again. When the source of a
+    /// re-resolved on its refresh schedule and the policy reloaded when it moved. A policy that does not load is
+    /// remembered until the spec changes; a missing ConfigMap or Secret and a source that could not be had are
+    /// tried again every 30 s. When the source of a
     /// loaded policy cannot be reached, or its tag moved to an artifact that is refused, the loaded policy keeps
     /// serving and [`Policies::source_status`] says why.
     ///
@@ -266,7 +267,11 @@ impl Policies {
         let mut spec = match resolve(kube, &key.0, cr, false).await {
             Ok(spec) => spec,
             Err(Error::Kube(e)) => return Err(Error::Kube(e)),
-            Err(e) => return self.remember(key, Entry::failed(fingerprint, e.to_string(), None)),
+            // A ConfigMap or pull Secret that is missing now may be created later: look again.
+            Err(e) => {
+                let retry = Some(Instant::now() + SOURCE_RETRY);
+                return self.remember(key, Entry::failed(fingerprint, e.to_string(), retry));
+            }
         };
         let serving = previous.filter(|p| p.loaded.is_ok());
         let retry = Some(Instant::now() + SOURCE_RETRY);
@@ -329,8 +334,12 @@ impl Policies {
         let Some(entry) = loaded.get(&(namespace.to_string(), name.to_string())) else {
             return SourceStatus::default();
         };
+        let reference = entry.loaded.as_ref().ok().and_then(|policy| match policy.spec().source {
+            PolicySource::Oci(oci) => Some(oci.reference),
+            _ => None,
+        });
         SourceStatus {
-            reference: entry.loaded.as_ref().ok().and_then(|_| entry.pins.first()).map(|p| p.pinned.clone()),
+            reference,
             stale: entry.stale.clone(),
             recheck_in: entry.recheck_at.map(|at| at.saturating_duration_since(Instant::now())),
         }

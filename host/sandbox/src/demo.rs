@@ -335,12 +335,12 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoReport> {
     let mut next = 0;
     let mut last_line = Instant::now() - Duration::from_secs(60);
     let tick = Duration::from_millis(200);
-    let last_queued = options.trace.last().map_or(0.0, |j| j.queued_at);
+    let last_queued = options.trace.iter().filter_map(|j| j.queued_at).fold(0.0, f64::max);
     let settle_deadline_after = Duration::from_secs(90);
     let mut all_done_at: Option<Instant> = None;
     loop {
         let t = trace_time(Instant::now());
-        while next < options.trace.len() && options.trace[next].queued_at <= t {
+        while next < options.trace.len() && options.trace[next].queued_at.is_some_and(|q| q <= t) {
             let job_spec = &options.trace[next];
             let labels: Vec<&str> = if job_spec.labels.is_empty() {
                 vec![SCALE_SET]

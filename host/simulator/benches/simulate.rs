@@ -18,7 +18,7 @@ async fn main() {
         spec.config = config;
         let policy = ScaleSetPolicy::load(&engine, ScaleSetRef::default(), spec).await.unwrap();
         let started = Instant::now();
-        let report = simulate(&policy, name, &jobs, SimulationOptions::default(), None);
+        let report = simulate(&policy, name, &jobs, SimulationOptions::default(), None).expect("a valid trace");
         let elapsed = started.elapsed().as_secs_f64();
         gha_bench::figure(&format!("simulate: 10,000 jobs replayed, {name}"), elapsed, "s", Some("<= 2 s"));
         let per_decision = elapsed * 1e6 / report.decisions.max(1) as f64;

@@ -2,8 +2,9 @@
 //! called exactly as the listener calls it — with a runner model (start-up delay, max runners), so policies
 //! can be compared on a team's own job history before they touch a cluster.
 //!
-//! The model: jobs are assigned to the scale set when queued and start on the first idle runner (FIFO);
-//! runners are ephemeral (one job, then gone); after every batch of events the policy decides, new runners
+//! The model: jobs are assigned to the scale set when queued and start on the first idle runner (FIFO); a job
+//! with `needs` is queued when the jobs of its run it needs have finished; runners are ephemeral (one job, then
+//! gone); after every batch of events the policy decides, new runners
 //! start after the start-up delay, and surplus idle runners are removed only when the decision drains
 //! (ARC's patchID 0), the policy choosing which.
 #![deny(missing_docs)]
@@ -124,6 +125,8 @@ struct Runner {
     name: String,
     state: RunnerState,
     created_ms: u64,
+    /// The job it runs.
+    job: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -147,6 +150,11 @@ struct World<'a> {
     trace: &'a [TraceJob],
     events: BinaryHeap<Reverse<Event>>,
     waiting: VecDeque<usize>,
+    /// When each job was queued (None until its needs have finished).
+    queued_ms: Vec<Option<u64>>,
+    /// The jobs that need each job, and how many unfinished jobs each job still needs.
+    dependents: Vec<Vec<usize>>,
+    unfinished_needs: Vec<usize>,
     /// Live runners by number (creation order).
     runners: BTreeMap<usize, Runner>,
     next_runner: usize,
@@ -185,8 +193,9 @@ impl World<'_> {
                 return;
             };
             runner.state = RunnerState::Busy;
+            runner.job = Some(job);
             self.waiting.pop_front();
-            let queued_ms = (self.trace[job].queued_at * 1000.0) as u64;
+            let queued_ms = self.queued_ms[job].unwrap_or(now_ms);
             self.waits.push(now_ms.saturating_sub(queued_ms) as f64 / 1000.0);
             let done = now_ms + (self.trace[job].duration * 1000.0) as u64;
             self.events.push(Reverse(Event { at_ms: done, kind: EventKind::Done, index }));
@@ -217,6 +226,23 @@ impl World<'_> {
         }
     }
 
+    /// A job is queued.
+    fn queue(&mut self, job: usize, now_ms: u64) {
+        self.queued_ms[job] = Some(now_ms);
+        self.waiting.push_back(job);
+        self.events_since += 1;
+    }
+
+    /// A job has finished: the jobs that needed only it (and finished ones) are queued now.
+    fn finished(&mut self, job: usize, now_ms: u64) {
+        for dependent in std::mem::take(&mut self.dependents[job]) {
+            self.unfinished_needs[dependent] -= 1;
+            if self.unfinished_needs[dependent] == 0 {
+                self.queue(dependent, now_ms);
+            }
+        }
+    }
+
     fn start_runner(&mut self, now_ms: u64) {
         let model = self.options.model;
         let delay = (model.start_seconds + self.rng.range(-1.0, 1.0) * model.start_jitter_seconds).max(0.0);
@@ -228,6 +254,7 @@ impl World<'_> {
                 name: format!("runner-{index}"),
                 state: RunnerState::Starting,
                 created_ms: self.options.epoch_unix_ms + now_ms,
+                job: None,
             },
         );
         self.events.push(Reverse(Event { at_ms: now_ms + (delay * 1000.0) as u64, kind: EventKind::Ready, index }));
@@ -317,25 +344,37 @@ const EMPTY_POLL_MS: u64 = 50_000;
 const MAX_EMPTY_POLLS: u64 = 30;
 
 /// Replays `trace` against `policy`; `log` receives one decision-log line per evaluation.
+///
+/// # Errors
+/// A job without `queuedAt` or `needs`, or needs that name no job of the run or form a cycle.
 pub fn simulate(
     policy: &ScaleSetPolicy,
     label: &str,
     trace: &[TraceJob],
     options: SimulationOptions,
     mut log: Option<&mut dyn Write>,
-) -> SimulationReport {
+) -> Result<SimulationReport, String> {
     let sha256 = policy.manifest().sha256;
+    let needs = trace::needs(trace)?;
+    let mut dependents = vec![Vec::new(); trace.len()];
+    for (job, needed) in needs.iter().enumerate() {
+        for &n in needed {
+            dependents[n].push(job);
+        }
+    }
+    let mut arrivals = BinaryHeap::new();
+    for (index, job) in trace.iter().enumerate().filter(|(i, _)| needs[*i].is_empty()) {
+        let queued_at = job.queued_at.ok_or_else(|| format!("job {index} has neither queuedAt nor needs"))?;
+        arrivals.push(Reverse(Event { at_ms: (queued_at * 1000.0) as u64, kind: EventKind::Arrival, index }));
+    }
     let mut world = World {
         options,
         trace,
-        events: trace
-            .iter()
-            .enumerate()
-            .map(|(index, job)| {
-                Reverse(Event { at_ms: (job.queued_at * 1000.0) as u64, kind: EventKind::Arrival, index })
-            })
-            .collect(),
+        events: arrivals,
         waiting: VecDeque::new(),
+        queued_ms: vec![None; trace.len()],
+        unfinished_needs: needs.iter().map(Vec::len).collect(),
+        dependents,
         runners: BTreeMap::new(),
         next_runner: 0,
         rng: Rng::new(options.seed),
@@ -362,17 +401,16 @@ pub fn simulate(
         }
         for event in batch {
             match event.kind {
-                EventKind::Arrival => {
-                    world.waiting.push_back(event.index);
-                    world.events_since += 1;
-                }
+                EventKind::Arrival => world.queue(event.index, now),
                 EventKind::Ready => {
                     if let Some(runner) = world.runners.get_mut(&event.index) {
                         runner.state = RunnerState::Idle;
                     }
                 }
                 EventKind::Done => {
-                    world.runners.remove(&event.index);
+                    if let Some(job) = world.runners.remove(&event.index).and_then(|r| r.job) {
+                        world.finished(job, now);
+                    }
                     completed += 1;
                     world.events_since += 1;
                 }
@@ -408,7 +446,7 @@ pub fn simulate(
     report.wait_p95 = percentile(&waits, 0.95);
     report.wait_p99 = percentile(&waits, 0.99);
     report.cost = (report.idle_runner_minutes + report.busy_runner_minutes) * options.price_per_runner_minute;
-    world.report
+    Ok(world.report)
 }
 
 /// Reports side by side.

@@ -2,19 +2,26 @@
 //!
 //! ```json
 //! {"queuedAt": 12.5, "labels": ["linux"], "repository": "acme/app", "workflow": "ci.yml", "duration": 95}
+//! {"run": 4711, "job": "build", "queuedAt": 30, "duration": 240, "workflow": "acme/app/.github/workflows/ci.yml@refs/heads/main"}
+//! {"run": 4711, "job": "test (3/40)", "needs": ["build"], "duration": 312, "labels": ["linux"]}
 //! ```
 //!
 //! `queuedAt` and `duration` are seconds from the start of the trace; `labels` are the job's `runs-on` labels
-//! (absent = the scale set's name); `repository` and `workflow` are informational.
+//! (absent = the scale set's name); `repository` and `workflow` are informational. Jobs of one workflow run share
+//! `run` and are named by `job`; a job with `needs` has no `queuedAt`: it is queued the moment every job of its
+//! run that it needs has finished, so waiting for runners pushes later jobs later, as in real CI.
+
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 /// One job of a trace.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TraceJob {
-    /// Seconds from the trace start.
-    pub queued_at: f64,
+    /// Seconds from the trace start; None for a job with `needs`, queued when they have finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_at: Option<f64>,
     /// `runs-on` labels (empty = the scale set's name).
     #[serde(default)]
     pub labels: Vec<String>,
@@ -26,12 +33,22 @@ pub struct TraceJob {
     pub workflow: String,
     /// Seconds of work.
     pub duration: f64,
+    /// The workflow run (jobs of one run may need each other).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<u64>,
+    /// The job's name in its run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    /// Names of the jobs of the same run this one waits for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub needs: Vec<String>,
 }
 
-/// Parses JSON lines (blank lines and `#` comments skipped), sorted by `queuedAt`.
+/// Parses JSON lines (blank lines and `#` comments skipped): jobs with a `queuedAt` sorted by it, then the jobs
+/// queued by their `needs` in file order.
 ///
 /// # Errors
-/// The first malformed line, by number.
+/// The first malformed line, by number; `needs` naming no job of the run; a run whose needs form a cycle.
 pub fn parse(text: &str) -> Result<Vec<TraceJob>, String> {
     let mut jobs = Vec::new();
     for (number, line) in text.lines().enumerate() {
@@ -39,14 +56,77 @@ pub fn parse(text: &str) -> Result<Vec<TraceJob>, String> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let job: TraceJob = serde_json::from_str(line).map_err(|e| format!("line {}: {e}", number + 1))?;
-        if !(job.queued_at >= 0.0 && job.duration >= 0.0 && job.queued_at.is_finite() && job.duration.is_finite()) {
-            return Err(format!("line {}: queuedAt and duration must be finite and >= 0", number + 1));
+        let at = |why: &str| format!("line {}: {why}", number + 1);
+        let job: TraceJob = serde_json::from_str(line).map_err(|e| at(&e.to_string()))?;
+        let finite = |v: f64| v >= 0.0 && v.is_finite();
+        if !finite(job.duration) || job.queued_at.is_some_and(|q| !finite(q)) {
+            return Err(at("queuedAt and duration must be finite and >= 0"));
+        }
+        match (job.queued_at, job.needs.is_empty(), job.run) {
+            (None, true, _) => return Err(at("queuedAt is required (unless the job has needs)")),
+            (Some(_), false, _) => return Err(at("a job with needs has no queuedAt: it is queued when they finish")),
+            (None, false, None) => return Err(at("a job with needs belongs to a run")),
+            _ => {}
         }
         jobs.push(job);
     }
-    jobs.sort_by(|a, b| a.queued_at.total_cmp(&b.queued_at));
+    jobs.sort_by(|a, b| match (a.queued_at, b.queued_at) {
+        (Some(a), Some(b)) => a.total_cmp(&b),
+        (a, b) => b.is_some().cmp(&a.is_some()),
+    });
+    needs(&jobs)?;
     Ok(jobs)
+}
+
+/// For each job, the indices of the jobs it needs.
+///
+/// # Errors
+/// A need that names no job of the run (or a run with two jobs of that name), or needs that form a cycle.
+pub fn needs(jobs: &[TraceJob]) -> Result<Vec<Vec<usize>>, String> {
+    let mut by_name: HashMap<(u64, &str), Vec<usize>> = HashMap::new();
+    for (index, job) in jobs.iter().enumerate() {
+        if let (Some(run), Some(name)) = (job.run, job.job.as_deref()) {
+            by_name.entry((run, name)).or_default().push(index);
+        }
+    }
+    let needs = jobs
+        .iter()
+        .map(|job| {
+            let run = job.run.unwrap_or_default();
+            job.needs
+                .iter()
+                .map(|name| match by_name.get(&(run, name.as_str())).map(Vec::as_slice) {
+                    Some([index]) => Ok(*index),
+                    Some(_) => Err(format!("run {run} has more than one job named {name:?}")),
+                    None => Err(format!("a job of run {run} needs {name:?}, which the run does not have")),
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    // Kahn's algorithm: every job must become ready.
+    let mut waiting: Vec<usize> = needs.iter().map(Vec::len).collect();
+    let mut dependents = vec![Vec::new(); jobs.len()];
+    for (job, needed) in needs.iter().enumerate() {
+        for &n in needed {
+            dependents[n].push(job);
+        }
+    }
+    let mut ready: Vec<usize> = (0..jobs.len()).filter(|&j| waiting[j] == 0).collect();
+    let mut seen = 0;
+    while let Some(job) = ready.pop() {
+        seen += 1;
+        for &d in &dependents[job] {
+            waiting[d] -= 1;
+            if waiting[d] == 0 {
+                ready.push(d);
+            }
+        }
+    }
+    if seen < jobs.len() {
+        let stuck = (0..jobs.len()).find(|&j| waiting[j] > 0).and_then(|j| jobs[j].run).unwrap_or_default();
+        return Err(format!("the needs of run {stuck} form a cycle"));
+    }
+    Ok(needs)
 }
 
 /// Deterministic pseudo-random numbers (SplitMix64), so traces are reproducible from a seed.
@@ -81,11 +161,11 @@ fn ms(seconds: f64) -> f64 {
 
 fn job(queued_at: f64, duration: f64, workflow: &str) -> TraceJob {
     TraceJob {
-        queued_at: ms(queued_at),
-        labels: Vec::new(),
+        queued_at: Some(ms(queued_at)),
         repository: "acme/app".into(),
         workflow: workflow.into(),
         duration: ms(duration),
+        ..TraceJob::default()
     }
 }
 
@@ -126,8 +206,112 @@ pub fn generate(jobs: usize, hours: f64, bursts: usize, seed: u64) -> Vec<TraceJ
             out.push(job(at + i as f64 * 0.2, d, "release.yml"));
         }
     }
-    out.sort_by(|a, b| a.queued_at.total_cmp(&b.queued_at));
+    out.sort_by(|a, b| a.queued_at.unwrap_or_default().total_cmp(&b.queued_at.unwrap_or_default()));
     out
+}
+
+/// A workflow of a DAG trace: build → `width`-way test matrix → deploy (on some runs), each workflow fanning out
+/// the same way every time, as real CI does.
+struct Workflow {
+    repository: &'static str,
+    path: &'static str,
+    width: usize,
+    build_seconds: f64,
+    test_seconds: f64,
+    deploy_share: f64,
+}
+
+const WORKFLOWS: [Workflow; 4] = [
+    Workflow {
+        repository: "acme/app",
+        path: "ci.yml",
+        width: 40,
+        build_seconds: 300.0,
+        test_seconds: 240.0,
+        deploy_share: 0.3,
+    },
+    Workflow {
+        repository: "acme/api",
+        path: "ci.yml",
+        width: 12,
+        build_seconds: 180.0,
+        test_seconds: 150.0,
+        deploy_share: 0.3,
+    },
+    Workflow {
+        repository: "acme/web",
+        path: "test.yml",
+        width: 24,
+        build_seconds: 120.0,
+        test_seconds: 90.0,
+        deploy_share: 0.0,
+    },
+    Workflow {
+        repository: "acme/infra",
+        path: "lint.yml",
+        width: 0,
+        build_seconds: 60.0,
+        test_seconds: 0.0,
+        deploy_share: 0.0,
+    },
+];
+
+/// A synthetic day of workflow runs with their DAGs: `runs` runs over `hours` on the diurnal curve of
+/// [`generate`], each a build job (the root, with a `queuedAt`) → a test matrix of the workflow's width → a deploy
+/// job on some runs; plus `merge_queue_bursts` bursts in which 6–10 runs are queued within a minute.
+pub fn generate_dag(runs: usize, hours: f64, merge_queue_bursts: usize, seed: u64) -> Vec<TraceJob> {
+    let mut rng = Rng::new(seed);
+    let span = hours * 3600.0;
+    let weight = |t: f64| {
+        let hour = (t / 3600.0) % 24.0;
+        0.15 + (std::f64::consts::PI * ((hour - 6.0) / 14.0).clamp(0.0, 1.0)).sin().max(0.0)
+    };
+    let mut starts = Vec::with_capacity(runs);
+    let burst_runs: usize = (0..merge_queue_bursts).map(|_| rng.range(6.0, 11.0) as usize).sum::<usize>().min(runs);
+    while starts.len() < runs - burst_runs {
+        let t = rng.range(0.0, span);
+        if rng.next_f64() * 1.15 <= weight(t) {
+            starts.push(t);
+        }
+    }
+    let mut left = burst_runs;
+    while left > 0 {
+        let at = rng.range(0.0, span);
+        for _ in 0..left.min(rng.range(6.0, 11.0) as usize) {
+            starts.push(at + rng.range(0.0, 60.0));
+            left -= 1;
+        }
+    }
+    starts.sort_by(f64::total_cmp);
+    let mut jobs = Vec::new();
+    for (number, start) in starts.into_iter().enumerate() {
+        let workflow = &WORKFLOWS[(rng.next_f64() * WORKFLOWS.len() as f64) as usize % WORKFLOWS.len()];
+        let run = 1000 + number as u64;
+        let vary = |rng: &mut Rng, seconds: f64| ms(seconds * rng.range(0.8, 1.25));
+        let job = |name: String, queued_at: Option<f64>, duration: f64, needs: Vec<String>| TraceJob {
+            queued_at: queued_at.map(ms),
+            labels: Vec::new(),
+            repository: workflow.repository.into(),
+            workflow: format!("{}/.github/workflows/{}@refs/heads/main", workflow.repository, workflow.path),
+            duration,
+            run: Some(run),
+            job: Some(name),
+            needs,
+        };
+        let root = if workflow.width == 0 { "lint" } else { "build" };
+        let build = vary(&mut rng, workflow.build_seconds);
+        jobs.push(job(root.into(), Some(start), build, Vec::new()));
+        let tests: Vec<String> = (1..=workflow.width).map(|i| format!("test ({i}/{})", workflow.width)).collect();
+        for name in &tests {
+            let duration = vary(&mut rng, workflow.test_seconds);
+            jobs.push(job(name.clone(), None, duration, vec![root.into()]));
+        }
+        if !tests.is_empty() && rng.next_f64() < workflow.deploy_share {
+            let duration = vary(&mut rng, 90.0);
+            jobs.push(job("deploy".into(), None, duration, tests));
+        }
+    }
+    jobs
 }
 
 /// The trace as JSON lines.
@@ -146,8 +330,10 @@ mod tests {
         assert!(jobs.windows(2).all(|w| w[0].queued_at <= w[1].queued_at));
         let parsed = parse(&to_json_lines(&jobs)).unwrap();
         let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
-        let same =
-            parsed.iter().zip(&jobs).all(|(p, j)| close(p.queued_at, j.queued_at) && close(p.duration, j.duration));
+        let same = parsed
+            .iter()
+            .zip(&jobs)
+            .all(|(p, j)| close(p.queued_at.unwrap(), j.queued_at.unwrap()) && close(p.duration, j.duration));
         assert!(same && parsed.len() == jobs.len(), "the trace does not survive JSON lines");
         assert!(generate(50, 1.0, 0, 9) == generate(50, 1.0, 0, 9), "seeded");
         let err = parse("{\"queuedAt\": 1, \"duration\": 2}\n{oops").unwrap_err();
@@ -156,10 +342,31 @@ mod tests {
     }
 
     #[test]
+    fn dag_traces_round_trip_and_bad_needs_are_refused() {
+        let jobs = generate_dag(50, 24.0, 2, 3);
+        assert_eq!(jobs.iter().filter(|j| j.queued_at.is_some()).count(), 50, "one root per run");
+        assert!(jobs.iter().any(|j| j.needs.len() > 1), "some runs deploy after their whole matrix");
+        let parsed = parse(&to_json_lines(&jobs)).unwrap();
+        assert_eq!(parsed.len(), jobs.len());
+        assert_eq!(generate_dag(20, 2.0, 1, 5), generate_dag(20, 2.0, 1, 5), "seeded");
+        let line = |s: &str| format!("{s}\n");
+        let root = line(r#"{"run": 1, "job": "build", "queuedAt": 0, "duration": 5}"#);
+        assert!(parse(&(root.clone() + &line(r#"{"run": 1, "job": "t", "needs": ["build"], "duration": 1}"#))).is_ok());
+        let unknown = parse(&(root.clone() + &line(r#"{"run": 1, "job": "t", "needs": ["lint"], "duration": 1}"#)));
+        assert!(unknown.unwrap_err().contains("\"lint\""));
+        let timed = parse(&line(r#"{"run": 1, "job": "t", "needs": ["b"], "queuedAt": 3, "duration": 1}"#));
+        assert!(timed.unwrap_err().contains("no queuedAt"));
+        let cycle = line(r#"{"run": 2, "job": "a", "needs": ["b"], "duration": 1}"#)
+            + &line(r#"{"run": 2, "job": "b", "needs": ["a"], "duration": 1}"#);
+        assert!(parse(&cycle).unwrap_err().contains("cycle"));
+        assert!(parse(&line(r#"{"duration": 1}"#)).unwrap_err().contains("queuedAt is required"));
+    }
+
+    #[test]
     fn the_built_in_workload_has_a_burst_a_trickle_and_a_quiet_end() {
         let jobs = built_in();
-        assert_eq!(jobs.iter().filter(|j| j.queued_at < 10.0).count(), 12);
-        let last = jobs.iter().map(|j| j.queued_at + j.duration).fold(0.0, f64::max);
+        assert_eq!(jobs.iter().filter(|j| j.queued_at.is_some_and(|q| q < 10.0)).count(), 12);
+        let last = jobs.iter().map(|j| j.queued_at.unwrap_or_default() + j.duration).fold(0.0, f64::max);
         assert!(last < 360.0, "{last}");
     }
 }

@@ -54,6 +54,11 @@ impl DemoArgs {
             }
             None => trace::built_in(),
         };
+        // The demo plays jobs at their queue times; jobs queued by their needs are for `simulate`.
+        anyhow::ensure!(
+            jobs.iter().all(|j| j.needs.is_empty()),
+            "demo plays traces without `needs`; replay workflow DAG traces with `gha-autoscaler simulate`"
+        );
         let policies = if self.compare.is_empty() { vec![self.policy.clone()] } else { self.compare.clone() };
         let configs = super::policy_configs::PolicyConfigs::parse(&self.policy_config, &policies)?;
         std::fs::create_dir_all(&self.out_dir).with_context(|| format!("creating {}", self.out_dir.display()))?;
@@ -62,7 +67,7 @@ impl DemoArgs {
         println!(
             "demo: {} jobs over {:.1} trace minutes at time scale {} (fake GitHub + in-memory Kubernetes + controller + listener + Wasm policy)",
             jobs.len(),
-            jobs.iter().map(|j| j.queued_at + j.duration).fold(0.0, f64::max) / 60.0,
+            jobs.iter().map(|j| j.queued_at.unwrap_or_default() + j.duration).fold(0.0, f64::max) / 60.0,
             self.time_scale
         );
         let shutdown = crate::signals::shutdown();

@@ -98,7 +98,8 @@ impl SimulateArgs {
                 None => None,
             };
             let report =
-                gha_simulator::simulate(&policy, &label, &jobs, options, log.as_mut().map(|w| w as &mut dyn Write));
+                gha_simulator::simulate(&policy, &label, &jobs, options, log.as_mut().map(|w| w as &mut dyn Write))
+                    .map_err(anyhow::Error::msg)?;
             if let Some(mut log) = log {
                 log.flush()?;
             }
