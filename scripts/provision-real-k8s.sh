@@ -25,7 +25,7 @@ if ((${#missing[@]})); then
   apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
-ln -sf "$(command -v etcd || echo /usr/bin/etcd)" "$bin/etcd"
+ln -sf "$(PATH=/usr/local/bin:/usr/bin:/bin command -v etcd || echo /usr/bin/etcd)" "$bin/etcd"  # not $bin itself
 ln -sf /usr/bin/docker-registry "$bin/docker-registry"
 
 # kube-apiserver and kube-controller-manager from Debian's source package.
