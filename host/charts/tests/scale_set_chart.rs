@@ -92,10 +92,9 @@ fn defaults_render_a_scale_set_with_a_token_secret_and_the_default_policy() {
     assert_eq!((subject.namespace.as_deref(), subject.name.as_str()), (Some("arc-systems"), "arc-gha-rs-controller"));
     let role: Role = manifests.one("Role");
     let rules = role.rules.unwrap();
-    assert!(
-        !rules.iter().any(|r| r.resources.iter().flatten().any(|x| x == "configmaps")),
-        "no TLS, no ConfigMap policy"
-    );
+    let maps = rules.iter().find(|r| r.resources.iter().flatten().any(|x| x == "configmaps")).expect("configmaps");
+    // The listener's policy-state ConfigMap: the controller creates and deletes it and grants get/patch on it.
+    assert_eq!(maps.verbs, ["create", "delete", "get", "patch"]);
 }
 
 #[test]

@@ -10,20 +10,20 @@ use futures::StreamExt;
 use gha_crds::{AutoscalingListener, AutoscalingRunnerSet};
 use gha_listener::{EXIT_SCALE_SET_GONE, ListenerConfig};
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
-use kube::{Api, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
 use crate::caches;
 use crate::context::Context;
 use crate::error::{Error, Result, ignore_not_found, is_status, optional};
 use crate::finalizers;
-use crate::labels::{annotation, finalizer, hash_of};
+use crate::labels::{annotation, finalizer, hash_of, label};
 use crate::listener_pod::{self, LISTENER_CONTAINER};
 use crate::metrics::ScaleSetLabels;
 use crate::policies;
@@ -105,6 +105,7 @@ impl ListenerReconciler<'_> {
         applied.apply(&self.api::<ServiceAccount>(&self.namespace), &listener_pod::service_account(self.al)).await?;
         applied.apply(&self.api::<Role>(&runner_namespace), &listener_pod::role(self.al, label_pods)).await?;
         applied.apply(&self.api::<RoleBinding>(&runner_namespace), &listener_pod::role_binding(self.al)).await?;
+        self.ensure_policy_state(&ars).await?;
         if let Some(proxy) = &self.al.spec.proxy {
             let env = secrets::proxy_env(&self.ctx.kube, &runner_namespace, proxy).await?;
             let data = env.into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
@@ -121,6 +122,36 @@ impl ListenerReconciler<'_> {
         applied.apply(&self.api::<Secret>(&self.namespace), &secret).await?;
         let pod = listener_pod::pod(self.al, &self.ctx.options, &config_hash, precompiled.as_deref());
         self.ensure_pod(&pod, &ars).await
+    }
+
+    /// Creates, once, the empty ConfigMap the listener keeps its policy's state in (owned by the scale set, so it
+    /// outlives listener pods and rollouts and goes with the scale set); only the listener writes it afterwards.
+    async fn ensure_policy_state(&self, ars: &AutoscalingRunnerSet) -> Result<()> {
+        let namespace = ars.namespace().unwrap_or_default();
+        let name = listener_pod::policy_state_name(&self.al.name_any());
+        let key = format!("{namespace}/{name}");
+        if self.ctx.policy_states.lock().unwrap_or_else(|e| e.into_inner()).contains(&key) {
+            return Ok(());
+        }
+        let mut labels = self.al.labels().clone();
+        labels.insert(label::LISTENER_NAME.into(), self.al.name_any());
+        let map = ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(name),
+                namespace: Some(namespace.clone()),
+                labels: Some(labels),
+                owner_references: ars.controller_owner_ref(&()).map(|r| vec![r]),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        match self.api::<ConfigMap>(&namespace).create(&PostParams::default(), &map).await {
+            Ok(_) => {}
+            Err(e) if is_status(&e, 409) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.ctx.policy_states.lock().unwrap_or_else(|e| e.into_inner()).insert(key);
+        Ok(())
     }
 
     /// `config.json` (ARC's keys, the credentials copied from the scale set's secret, the policy) and, for a
@@ -147,6 +178,7 @@ impl ListenerReconciler<'_> {
             kubernetes_api_url: self.ctx.options.listener_kubernetes_api_url.clone(),
             policy_attributes: policies::scale_set_attributes(ars),
             precompiled_policies: precompiled.then(|| listener_pod::precompiled_dir_from_config().into()),
+            policy_state_config_map: Some(listener_pod::policy_state_name(&self.al.name_any())),
             decision_log: (ars.annotations().get(DECISION_LOG_ANNOTATION).map(String::as_str) == Some("true"))
                 .then(|| "-".to_string()),
             ..ListenerConfig::default()

@@ -628,6 +628,11 @@ impl RunnerSetReconciler<'_> {
             }
             self.patch_metadata(json!({annotation::SCALE_SET_ID: null})).await?;
         }
+        // The policy's stored state goes with the scale set (garbage collection would too, where it runs).
+        let state = crate::listener_pod::policy_state_name(&name);
+        let maps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(self.ctx.kube.clone(), &self.namespace);
+        ignore_not_found(maps.delete(&state, &DeleteParams::default()).await)?;
+        self.ctx.policy_states.lock().unwrap_or_else(|e| e.into_inner()).remove(&format!("{}/{state}", self.namespace));
         self.strip_cleanup_finalizers().await?;
         self.ctx.policies.forget(&self.namespace, &self.ars.name_any());
         let latest = match optional(self.api.get(&self.ars.name_any()).await)? {

@@ -29,6 +29,8 @@ pub struct Context {
     pub applied: Applied,
     /// Watch caches of the objects read on every reconcile.
     pub caches: Caches,
+    /// Policy-state ConfigMaps known to exist (`namespace/name`).
+    pub policy_states: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Precompiled-policy Secrets known to exist; the lock also makes one reconcile at a time create them.
     pub precompiled: tokio::sync::Mutex<std::collections::HashSet<String>>,
     /// The overall budget of retries after errors (`--workqueue-rate-limiter=bucket_rate_limiter`).
@@ -52,6 +54,7 @@ impl Context {
             applied: Applied::default(),
             caches: Caches::default(),
             precompiled: tokio::sync::Mutex::default(),
+            policy_states: std::sync::Mutex::default(),
             recorder,
         })
     }

@@ -87,7 +87,9 @@ pub fn service_account(listener: &AutoscalingListener) -> ServiceAccount {
 pub fn role(listener: &AutoscalingListener, label_pods: bool) -> Role {
     let spec = &listener.spec;
     let rule = |resources: &[&str], verbs: &[&str], names: Option<Vec<String>>| PolicyRule {
-        api_groups: Some(vec![if resources[0] == "pods" { "" } else { "actions.github.com" }.into()]),
+        api_groups: Some(vec![
+            if matches!(resources[0], "pods" | "configmaps") { "" } else { "actions.github.com" }.into(),
+        ]),
         resources: Some(resources.iter().map(|r| r.to_string()).collect()),
         verbs: verbs.iter().map(|v| v.to_string()).collect(),
         resource_names: names,
@@ -100,6 +102,8 @@ pub fn role(listener: &AutoscalingListener, label_pods: bool) -> Role {
             Some(vec![spec.ephemeral_runner_set_name.clone()]),
         ),
         rule(&["ephemeralrunners", "ephemeralrunners/status"], &["patch"], None),
+        // Its own policy-state ConfigMap, which the controller created.
+        rule(&["configmaps"], &["get", "patch"], Some(vec![policy_state_name(&listener.name_any())])),
     ];
     if label_pods {
         rules.push(rule(&["pods"], &["patch"], None));
@@ -114,6 +118,11 @@ pub fn role(listener: &AutoscalingListener, label_pods: bool) -> Role {
         ),
         rules: Some(rules),
     }
+}
+
+/// The ConfigMap (in the scale set's namespace) a listener keeps its policy's state in.
+pub fn policy_state_name(listener_name: &str) -> String {
+    format!("{listener_name}-policy-state")
 }
 
 /// The RoleBinding of [`role`] to the listener's ServiceAccount.

@@ -52,6 +52,10 @@ pub struct ListenerConfig {
     /// from a producer as trusted as this binary.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub precompiled_policies: Option<std::path::PathBuf>,
+    /// gha-autoscaler: the ConfigMap (in the EphemeralRunnerSet's namespace) the policy's state is kept in across
+    /// restarts; none = state lives as long as the process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_state_config_map: Option<String>,
 }
 
 /// A config error naming the field.

@@ -12,6 +12,7 @@ mod config;
 mod listener;
 mod metrics;
 mod patch_id;
+mod policy_state;
 mod user_agent;
 
 use std::future::Future;
@@ -28,6 +29,7 @@ pub use config::{ConfigError, ListenerConfig};
 pub use listener::{Listener, LoopError};
 pub use metrics::{ListenerMetrics, MetricSettings, MetricsConfig, ScaleSetLabels};
 pub use patch_id::PatchSequence;
+pub use policy_state::{MAX_STATE_BYTES, SAVE_INTERVAL, StateStore};
 pub use user_agent::identify;
 
 /// Exit code for an invalid config.
@@ -212,6 +214,10 @@ pub async fn run_as(
             .map_err(|e| ListenerError::Fatal(format!("metrics address {}: {e}", config.metrics_addr)))?;
     }
     let timeout = Duration::from_secs(config.session_conflict_timeout_seconds.unwrap_or(600));
+    let state_store = config.policy_state_config_map.as_deref().map(|name| {
+        let policy_name = policy.manifest().info.name;
+        StateStore::new(kube.clone(), &config.ephemeral_runner_set_namespace, name, &policy_name, metrics.clone())
+    });
     let cluster = KubeCluster::new(kube, &config.ephemeral_runner_set_namespace, &config.ephemeral_runner_set_name);
     // A shutdown while a session is waited for (a stale one timing out, the service down) ends the listener.
     let session = tokio::select! {
@@ -220,6 +226,9 @@ pub async fn run_as(
     };
     let (min, max) = config.bounds();
     let mut listener = Listener::new(session, policy, cluster, metrics, Bounds { min_runners: min, max_runners: max });
+    if let Some(store) = state_store {
+        listener = listener.with_state_store(store);
+    }
     match config.decision_log.as_deref() {
         None | Some("") => {}
         Some("-") => listener = listener.with_decision_log(Box::new(std::io::stdout())),

@@ -22,6 +22,7 @@ use tokio::time::Instant;
 use crate::cluster::Cluster;
 use crate::metrics::ListenerMetrics;
 use crate::patch_id::PatchSequence;
+use crate::policy_state::StateStore;
 
 /// Why the loop ended with an error.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +38,8 @@ struct State {
     recorded_session: String,
     statistics: Statistics,
     previous: Option<(ScaleDecision, u64)>,
+    /// The policy state restored from the store, for the first decision.
+    restored: Vec<u8>,
     events_since: u32,
     patches: PatchSequence,
     capacity: u32,
@@ -57,6 +60,7 @@ pub struct Listener<C: Cluster> {
     bounds: Bounds,
     state: State,
     decision_log: Option<Box<dyn std::io::Write + Send + Sync>>,
+    state_store: Option<StateStore>,
 }
 
 fn to_job_statistics(s: &Statistics) -> JobStatistics {
@@ -94,10 +98,12 @@ impl<C: Cluster> Listener<C> {
             metrics,
             bounds,
             decision_log: None,
+            state_store: None,
             state: State {
                 recorded_session: String::new(),
                 statistics,
                 previous: None,
+                restored: Vec::new(),
                 events_since: 0,
                 patches: PatchSequence::default(),
                 capacity: bounds.max_runners,
@@ -113,6 +119,28 @@ impl<C: Cluster> Listener<C> {
         self
     }
 
+    /// Keeps the policy's state in `store`: restored at start, written as it changes and at shutdown.
+    pub fn with_state_store(mut self, store: StateStore) -> Self {
+        self.state_store = Some(store);
+        self
+    }
+
+    /// The last decision's state, when it still has to be written, and from when it may be.
+    fn state_write_at(&self) -> Option<Instant> {
+        let (store, (decision, _)) = (self.state_store.as_ref()?, self.state.previous.as_ref()?);
+        store.next_write(&decision.state).map(tokio::time::Instant::from_std)
+    }
+
+    /// Writes the last decision's state if it changed (`force`: even within the write interval).
+    async fn save_state(&mut self, force: bool) {
+        let (Some(store), Some((decision, _))) = (self.state_store.as_mut(), self.state.previous.as_ref()) else {
+            return;
+        };
+        if force || store.due(&decision.state) {
+            store.save(&decision.state).await;
+        }
+    }
+
     /// Runs until `shutdown` resolves (then the session is deleted) or the scale set is gone.
     ///
     /// # Errors
@@ -120,12 +148,16 @@ impl<C: Cluster> Listener<C> {
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), LoopError> {
         self.metrics.bounds(self.bounds.min_runners, self.bounds.max_runners);
         self.metrics.statistics(&self.state.statistics);
+        if let Some(store) = self.state_store.as_mut() {
+            self.state.restored = store.load().await.unwrap_or_default();
+        }
         self.decide().await;
         tokio::pin!(shutdown);
         let mut failures = 0;
         let mut in_flight: Option<Poll> = None;
         loop {
             let decide_at = self.state.decide_at;
+            let write_at = self.state_write_at();
             let poll = in_flight.get_or_insert_with(|| {
                 let (session, capacity) = (self.session.clone(), self.state.capacity);
                 Box::pin(async move { session.get_message(capacity).await })
@@ -134,6 +166,10 @@ impl<C: Cluster> Listener<C> {
                 _ = &mut shutdown => break,
                 _ = async { tokio::time::sleep_until(decide_at.expect("guarded")).await }, if decide_at.is_some() => {
                     self.decide().await;
+                    continue;
+                }
+                _ = async { tokio::time::sleep_until(write_at.expect("guarded")).await }, if write_at.is_some() => {
+                    self.save_state(false).await;
                     continue;
                 }
                 polled = poll => polled,
@@ -166,6 +202,7 @@ impl<C: Cluster> Listener<C> {
             }
         }
         drop(in_flight);
+        self.save_state(true).await;
         match Arc::try_unwrap(self.session).map(MessageSession::close) {
             Ok(closing) => {
                 if let Err(e) = closing.await {
@@ -271,7 +308,7 @@ impl<C: Cluster> Listener<C> {
         });
         let (previous, state) = match &self.state.previous {
             Some((decision, at)) => (Some(decision.to_previous(*at, self.bounds)), decision.state.clone()),
-            None => (None, Vec::new()),
+            None => (None, self.state.restored.clone()),
         };
         let input = ScaleInput {
             now_unix_ms: now,
@@ -328,6 +365,7 @@ impl<C: Cluster> Listener<C> {
             decision.requeue_after_ms.map(|ms| Instant::now() + Duration::from_millis(u64::from(ms)));
         self.state.events_since = 0;
         self.state.previous = Some((decision, now));
+        self.save_state(false).await;
     }
 }
 

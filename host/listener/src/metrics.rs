@@ -101,6 +101,8 @@ pub struct ListenerMetrics {
     histograms: HashMap<&'static str, Metric<Histogram, Buckets>>,
     /// Parts of messages that could not be read and were skipped (always served; not one of ARC's metrics).
     undecodable: Counter,
+    /// Stored policy states dropped, by reason (always served).
+    state_dropped: Family<Vec<(String, String)>, Counter>,
 }
 
 fn chosen_labels(metric: &str, settings: Option<&MetricSettings>, defaults: &[&str]) -> Vec<String> {
@@ -190,7 +192,14 @@ impl ListenerMetrics {
                 );
             }
         }
-        ListenerMetrics { scale_set, gauges, counters, histograms, undecodable: Counter::default() }
+        ListenerMetrics {
+            scale_set,
+            gauges,
+            counters,
+            histograms,
+            undecodable: Counter::default(),
+            state_dropped: Family::default(),
+        }
     }
 
     /// Registers everything served. Counters are registered without `_total` (the encoder adds it).
@@ -209,6 +218,16 @@ impl ListenerMetrics {
             "Parts of Actions-service messages that could not be decoded and were skipped",
             self.undecodable.clone(),
         );
+        registry.register(
+            "gha_listener_policy_state_dropped",
+            "Stored policy states not restored or not stored (reason: corrupt, oversized, other-policy)",
+            self.state_dropped.clone(),
+        );
+    }
+
+    /// Counts a policy state dropped for `reason`.
+    pub fn state_dropped(&self, reason: &str) {
+        self.state_dropped.get_or_create(&vec![("reason".to_string(), reason.to_string())]).inc();
     }
 
     /// Counts skipped, undecodable parts of a message.
