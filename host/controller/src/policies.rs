@@ -54,13 +54,15 @@ async fn source(kube: &Client, namespace: &str, spec: &PolicySourceSpec, for_lis
             })
         }
         (None, None, Some(url), None) => Ok(PolicySource::Url { url: url.url.clone(), sha256: url.sha256.clone() }),
-        (None, None, None, Some(oci)) => oci_source(kube, namespace, oci).await.map(PolicySource::Oci),
+        (None, None, None, Some(oci)) => oci_source(kube, namespace, oci, !for_listener).await.map(PolicySource::Oci),
         _ => Err(Error::Invalid("policy.source must set exactly one of builtIn, configMap, url, oci".into())),
     }
 }
 
-/// An OCI source: its reference checked, the first pull secret holding credentials for its registry, its keys.
-async fn oci_source(kube: &Client, namespace: &str, spec: &PolicyOci) -> Result<OciSource> {
+/// An OCI source: its reference checked, its keys, and (`with_credentials`) the first pull secret's credentials for
+/// its registry. (Listeners get the credentials the controller resolved with the pinned digest, see
+/// [`Policies::listener_spec`], so their config costs no Secret read.)
+async fn oci_source(kube: &Client, namespace: &str, spec: &PolicyOci, with_credentials: bool) -> Result<OciSource> {
     let reference =
         oci::parse_reference(&spec.reference).map_err(|e| Error::Invalid(format!("policy.source.oci: {e}")))?;
     let public_keys = match &spec.verify {
@@ -72,7 +74,7 @@ async fn oci_source(kube: &Client, namespace: &str, spec: &PolicyOci) -> Result<
         None => Vec::new(),
     };
     let mut credentials = None;
-    for secret in spec.image_pull_secrets.iter().flatten() {
+    for secret in spec.image_pull_secrets.iter().flatten().filter(|_| with_credentials) {
         let data = secrets::read_secret(kube, namespace, &secret.name).await?;
         let Some(config) = data.get(".dockerconfigjson").or_else(|| data.get(".dockercfg")) else {
             return Err(Error::Invalid(format!(
@@ -174,7 +176,7 @@ type Loaded = std::result::Result<Arc<ScaleSetPolicy>, String>;
 struct Entry {
     /// Hash of the ARS's policy spec and of what the policy sees of the scale set.
     fingerprint: String,
-    /// The OCI references of the acting and shadow sources, as written and as pinned by digest.
+    /// The OCI sources of the acting and shadow policies, as written and as resolved (pinned, with credentials).
     pins: Vec<Pin>,
     loaded: Loaded,
     /// When to look at the sources again (OCI tags, sources that could not be had); never for the others.
@@ -183,11 +185,11 @@ struct Entry {
     stale: Option<String>,
 }
 
-/// An OCI reference as written in the spec, and the digest reference it resolved to.
+/// An OCI reference as written in the spec, and the source it resolved to (its reference pinned by digest).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Pin {
     written: String,
-    pinned: String,
+    source: OciSource,
 }
 
 /// What the ARS status shows of the policy's source.
@@ -218,8 +220,8 @@ async fn pin(spec: &mut PolicySpec) -> std::result::Result<Vec<Pin>, String> {
     for source in oci_sources(spec) {
         let reference = oci::parse_reference(&source.reference)?;
         let digest = oci::Registry::for_source(source).digest(&reference).await?;
-        let pinned = oci::pinned(&reference, &digest);
-        pins.push(Pin { written: std::mem::replace(&mut source.reference, pinned.clone()), pinned });
+        let written = std::mem::replace(&mut source.reference, oci::pinned(&reference, &digest));
+        pins.push(Pin { written, source: source.clone() });
     }
     Ok(pins)
 }
@@ -294,7 +296,9 @@ impl Policies {
             return self.remember(key, Entry { recheck_at, stale: None, ..serving.clone() });
         }
         if let Some(serving) = &serving {
-            tracing::info!(scale_set = %key.1, from = ?serving.pins, to = ?pins, "policy tag moved; loading");
+            let references = |pins: &[Pin]| pins.iter().map(|p| p.source.reference.clone()).collect::<Vec<_>>();
+            let (from, to) = (references(&serving.pins), references(&pins));
+            tracing::info!(scale_set = %key.1, ?from, ?to, "policy tag moved; loading");
         }
         let entry = match ScaleSetPolicy::load(&self.engine, scale_set, spec).await {
             Ok(policy) => {
@@ -308,7 +312,7 @@ impl Policies {
                 let why = format!("policy: {e}");
                 match serving {
                     Some(serving) => {
-                        let to = pins.iter().map(|p| p.pinned.as_str()).collect::<Vec<_>>().join(", ");
+                        let to = pins.iter().map(|p| p.source.reference.as_str()).collect::<Vec<_>>().join(", ");
                         let stale = format!(
                             "the source now names {to}, which was refused ({why}); serving the last good policy"
                         );
@@ -345,8 +349,9 @@ impl Policies {
         }
     }
 
-    /// `spec.policy` as the listener's config carries it (see [`resolve`]), with the OCI references pinned to
-    /// the digests the controller loaded: every listener of a scale set runs the same artifact.
+    /// `spec.policy` as the listener's config carries it (see [`resolve`]), with the OCI sources as the controller
+    /// loaded them (pinned to the digest, with the registry credentials): every listener of a scale set runs the
+    /// same artifact.
     ///
     /// # Errors
     /// As [`resolve`].
@@ -356,7 +361,7 @@ impl Policies {
         let pins = self.lock().get(&(namespace, ars.name_any())).map(|e| e.pins.clone()).unwrap_or_default();
         for source in oci_sources(&mut spec) {
             if let Some(pin) = pins.iter().find(|p| p.written == source.reference) {
-                source.reference = pin.pinned.clone();
+                *source = pin.source.clone();
             }
         }
         Ok(spec)

@@ -10,8 +10,12 @@ fn binary() -> Command {
 fn the_demo_runs_a_trace_end_to_end_and_reports_a_clean_run() {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("trace.jsonl");
-    let jobs: String =
-        (0..4).map(|i| format!("{{\"queuedAt\": {}, \"duration\": 20, \"workflow\": \"ci.yml\"}}\n", i * 2)).collect();
+    let mut jobs: String =
+        (0..2).map(|i| format!("{{\"queuedAt\": {}, \"duration\": 20, \"workflow\": \"ci.yml\"}}\n", i * 2)).collect();
+    // A workflow run: the matrix is queued when build has completed in the fake Actions service.
+    jobs += "{\"run\": 7, \"job\": \"build\", \"queuedAt\": 1, \"duration\": 20}\n";
+    jobs += "{\"run\": 7, \"job\": \"test (1/2)\", \"needs\": [\"build\"], \"duration\": 20}\n";
+    jobs += "{\"run\": 7, \"job\": \"test (2/2)\", \"needs\": [\"build\"], \"duration\": 20}\n";
     std::fs::write(&trace, jobs).unwrap();
     let out_dir = dir.path().join("out");
     let output = binary()
@@ -24,7 +28,7 @@ fn the_demo_runs_a_trace_end_to_end_and_reports_a_clean_run() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    assert!(stdout.contains("jobs completed") && stdout.contains("4 / 4"), "{stdout}");
+    assert!(stdout.contains("jobs completed") && stdout.contains("5 / 5"), "{stdout}");
     assert!(stdout.lines().any(|l| l.starts_with("runners leaked") && l.trim_end().ends_with(" 0")), "{stdout}");
     let svg = std::fs::read_to_string(out_dir.join("demo-warm-pool.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("desired runners"));
@@ -41,6 +45,28 @@ fn a_bad_policy_config_fails_the_demo_fast_with_the_reason() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("nonsense"), "{stderr}");
+}
+
+#[test]
+fn simulate_replays_a_generated_workflow_dag_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("dag.jsonl");
+    let generated = binary().args(["trace", "generate", "--dag", "--runs", "40", "--hours", "4"]).output().unwrap();
+    assert!(generated.status.success());
+    std::fs::write(&trace, &generated.stdout).unwrap();
+    let lines = String::from_utf8_lossy(&generated.stdout).lines().count();
+    assert!(lines > 80, "40 runs with their matrices: {lines} jobs");
+    let output =
+        binary().args(["simulate", "--policy", "arc-default", "--json", "--trace"]).arg(&trace).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let reports: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(reports[0]["jobs"], lines);
+    let work: f64 = String::from_utf8_lossy(&generated.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["duration"].as_f64().unwrap() / 60.0)
+        .sum();
+    let busy = reports[0]["busy_runner_minutes"].as_f64().unwrap();
+    assert!((busy - work).abs() < 1e-3, "every job of every run ran: {busy} of {work} runner-minutes");
 }
 
 #[test]

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use gha_actions_client::{ActionsClient, ClientOptions, Error as ClientError, MessageSession, Scope, UserAgent};
 use gha_policy_engine::types::{Bounds, ScaleSetRef};
-use gha_policy_engine::{EngineOptions, PolicyEngine, PolicyMetrics, PolicySpec, ScaleSetPolicy};
+use gha_policy_engine::{EngineOptions, PolicyEngine, PolicyMetrics, PolicySource, PolicySpec, ScaleSetPolicy};
 use tokio::time::Instant;
 
 pub use cluster::{Cluster, KubeCluster, RecordedSession, SESSION_ANNOTATION, SESSION_OWNER_ANNOTATION};
@@ -247,16 +247,19 @@ pub async fn run_as(
 /// How often a policy whose source could not be had is tried again.
 const POLICY_SOURCE_RETRY: Duration = Duration::from_secs(30);
 
-/// The scale set's policy. When its source cannot be had (registry or URL unreachable) the listener does not
-/// crash-loop: it decides with ARC's formula and keeps trying the source, swapping the policy in once loaded.
+/// The scale set's policy. When its remote source cannot be had (registry or URL unreachable) the listener does
+/// not crash-loop: it decides with ARC's formula and keeps trying the source, swapping the policy in once loaded.
+/// Any other load error stops the listener with the reason.
 async fn load_policy(
     engine: &Arc<PolicyEngine>,
     scale_set: ScaleSetRef,
     spec: PolicySpec,
 ) -> Result<Arc<ScaleSetPolicy>, ListenerError> {
+    // Only a source fetched over the network can come back; a wrong name or file is a config error.
+    let remote = matches!(spec.source, PolicySource::Oci(_) | PolicySource::Url { .. });
     let error = match ScaleSetPolicy::load(engine, scale_set.clone(), spec.clone()).await {
         Ok(policy) => return Ok(Arc::new(policy)),
-        Err(e @ gha_policy_engine::Error::Source { .. }) => e,
+        Err(e @ gha_policy_engine::Error::Source { .. }) if remote => e,
         Err(e) => return Err(ListenerError::Fatal(format!("policy: {e}"))),
     };
     tracing::error!(error = %error, "policy source unavailable; deciding with ARC's formula until it can be had");

@@ -127,10 +127,14 @@ fn check(
     if stored_policy.map(String::as_str) != Some(policy) {
         return Err(("other-policy", format!("stored by policy {stored_policy:?}, this is {policy:?}")));
     }
+    let oversized = |bytes: usize| ("oversized", format!("{bytes} bytes, over {MAX_STATE_BYTES}"));
     if encoded.len() > MAX_STATE_BYTES.div_ceil(3) * 4 {
-        return Err(("oversized", format!("{} bytes encoded, over {MAX_STATE_BYTES} bytes", encoded.len())));
+        return Err(oversized(encoded.len() / 4 * 3));
     }
     let state = STANDARD.decode(encoded.trim()).map_err(|e| ("corrupt", format!("not base64: {e}")))?;
+    if state.len() > MAX_STATE_BYTES {
+        return Err(oversized(state.len()));
+    }
     if sha256.map(String::as_str) != Some(hex::encode(Sha256::digest(&state)).as_str()) {
         return Err(("corrupt", "its sha256 does not match".into()));
     }

@@ -16,7 +16,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::{ListParams, PostParams};
 
-use crate::{CONTROLLER_NAMESPACE, RUNNER_NAMESPACE, Rss, Sandbox, SandboxOptions, job};
+use crate::trace_feed::TraceFeed;
+use crate::{CONTROLLER_NAMESPACE, RUNNER_NAMESPACE, Rss, Sandbox, SandboxOptions};
 use gha_simulator::chart::{self, Series};
 use gha_simulator::trace::TraceJob;
 use gha_simulator::{Row, percentile, side_by_side};
@@ -332,27 +333,15 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoReport> {
     let trace_time = |now: Instant| now.duration_since(start).as_secs_f64() / options.time_scale;
     let mut report = DemoReport { policy: label.clone(), jobs: options.trace.len(), ..DemoReport::default() };
     report.checkpoints.push(checkpoint(&sandbox));
-    let mut next = 0;
     let mut last_line = Instant::now() - Duration::from_secs(60);
     let tick = Duration::from_millis(200);
-    let last_queued = options.trace.iter().filter_map(|j| j.queued_at).fold(0.0, f64::max);
+    let mut feed = TraceFeed::new(&options.trace, SCALE_SET).map_err(anyhow::Error::msg)?;
+    let last_queued = feed.last_queued();
     let settle_deadline_after = Duration::from_secs(90);
     let mut all_done_at: Option<Instant> = None;
     loop {
         let t = trace_time(Instant::now());
-        while next < options.trace.len() && options.trace[next].queued_at.is_some_and(|q| q <= t) {
-            let job_spec = &options.trace[next];
-            let labels: Vec<&str> = if job_spec.labels.is_empty() {
-                vec![SCALE_SET]
-            } else {
-                job_spec.labels.iter().map(String::as_str).collect()
-            };
-            let mut spec = job(&labels, (job_spec.duration * 1000.0) as u64);
-            spec.repository = job_spec.repository.clone();
-            spec.workflow_ref = job_spec.workflow.clone();
-            sandbox.fake.enqueue(spec);
-            next += 1;
-        }
+        feed.feed(&sandbox.fake, t);
         let sample = probe.sample(&sandbox, t).await;
         if let Some(previous) = report.samples.last() {
             let minutes = (sample.t - previous.t) / 60.0;
@@ -369,8 +358,7 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoReport> {
         }
         show(options.progress, &label, &sample, &mut last_line);
         report.samples.push(sample);
-        let jobs_done = next == options.trace.len()
-            && sandbox.fake.with_state(|s| s.jobs().iter().all(|j| j.state == JobState::Completed));
+        let jobs_done = feed.finished();
         let min = options.min_runners.max(0) as usize;
         if jobs_done && t >= last_queued {
             let done_at = *all_done_at.get_or_insert_with(Instant::now);

@@ -5,6 +5,7 @@
 
 mod backend;
 pub mod demo;
+mod trace_feed;
 
 pub use backend::{Backend, BackendKind, Identity};
 

@@ -356,12 +356,7 @@ pub fn simulate(
 ) -> Result<SimulationReport, String> {
     let sha256 = policy.manifest().sha256;
     let needs = trace::needs(trace)?;
-    let mut dependents = vec![Vec::new(); trace.len()];
-    for (job, needed) in needs.iter().enumerate() {
-        for &n in needed {
-            dependents[n].push(job);
-        }
-    }
+    let dependents = trace::dependents(&needs);
     let mut arrivals = BinaryHeap::new();
     for (index, job) in trace.iter().enumerate().filter(|(i, _)| needs[*i].is_empty()) {
         let queued_at = job.queued_at.ok_or_else(|| format!("job {index} has neither queuedAt nor needs"))?;

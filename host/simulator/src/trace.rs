@@ -105,12 +105,7 @@ pub fn needs(jobs: &[TraceJob]) -> Result<Vec<Vec<usize>>, String> {
         .collect::<Result<Vec<_>, _>>()?;
     // Kahn's algorithm: every job must become ready.
     let mut waiting: Vec<usize> = needs.iter().map(Vec::len).collect();
-    let mut dependents = vec![Vec::new(); jobs.len()];
-    for (job, needed) in needs.iter().enumerate() {
-        for &n in needed {
-            dependents[n].push(job);
-        }
-    }
+    let dependents = dependents(&needs);
     let mut ready: Vec<usize> = (0..jobs.len()).filter(|&j| waiting[j] == 0).collect();
     let mut seen = 0;
     while let Some(job) = ready.pop() {
@@ -127,6 +122,17 @@ pub fn needs(jobs: &[TraceJob]) -> Result<Vec<Vec<usize>>, String> {
         return Err(format!("the needs of run {stuck} form a cycle"));
     }
     Ok(needs)
+}
+
+/// For each job, the jobs that need it (the reverse of [`needs`]).
+pub fn dependents(needs: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    let mut dependents = vec![Vec::new(); needs.len()];
+    for (job, needed) in needs.iter().enumerate() {
+        for &n in needed {
+            dependents[n].push(job);
+        }
+    }
+    dependents
 }
 
 /// Deterministic pseudo-random numbers (SplitMix64), so traces are reproducible from a seed.
@@ -179,21 +185,23 @@ pub fn built_in() -> Vec<TraceJob> {
     jobs
 }
 
+/// How busy trace time `t` (seconds) is, relative: quiet nights, busy afternoons.
+fn diurnal_weight(t: f64) -> f64 {
+    let hour = (t / 3600.0) % 24.0;
+    0.15 + (std::f64::consts::PI * ((hour - 6.0) / 14.0).clamp(0.0, 1.0)).sin().max(0.0)
+}
+
 /// A synthetic day-shaped trace: `jobs` jobs over `hours`, arrivals following a diurnal curve (quiet nights,
 /// busy afternoons) with `bursts` bursts of 10–30 jobs, durations log-normal-ish around 4 minutes.
 pub fn generate(jobs: usize, hours: f64, bursts: usize, seed: u64) -> Vec<TraceJob> {
     let mut rng = Rng::new(seed);
     let span = hours * 3600.0;
-    let weight = |t: f64| {
-        let hour = (t / 3600.0) % 24.0;
-        0.15 + (std::f64::consts::PI * ((hour - 6.0) / 14.0).clamp(0.0, 1.0)).sin().max(0.0)
-    };
     let duration = |rng: &mut Rng| (240.0 * (rng.range(-1.0, 1.0) * 0.8).exp()).clamp(10.0, 3600.0);
     let mut out = Vec::with_capacity(jobs);
     let burst_jobs = (bursts * 20).min(jobs);
     while out.len() < jobs - burst_jobs {
         let t = rng.range(0.0, span);
-        if rng.next_f64() * 1.15 <= weight(t) {
+        if rng.next_f64() * 1.15 <= diurnal_weight(t) {
             let d = duration(&mut rng);
             out.push(job(t, d, "ci.yml"));
         }
@@ -262,15 +270,11 @@ const WORKFLOWS: [Workflow; 4] = [
 pub fn generate_dag(runs: usize, hours: f64, merge_queue_bursts: usize, seed: u64) -> Vec<TraceJob> {
     let mut rng = Rng::new(seed);
     let span = hours * 3600.0;
-    let weight = |t: f64| {
-        let hour = (t / 3600.0) % 24.0;
-        0.15 + (std::f64::consts::PI * ((hour - 6.0) / 14.0).clamp(0.0, 1.0)).sin().max(0.0)
-    };
     let mut starts = Vec::with_capacity(runs);
     let burst_runs: usize = (0..merge_queue_bursts).map(|_| rng.range(6.0, 11.0) as usize).sum::<usize>().min(runs);
     while starts.len() < runs - burst_runs {
         let t = rng.range(0.0, span);
-        if rng.next_f64() * 1.15 <= weight(t) {
+        if rng.next_f64() * 1.15 <= diurnal_weight(t) {
             starts.push(t);
         }
     }

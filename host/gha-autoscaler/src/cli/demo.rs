@@ -54,11 +54,6 @@ impl DemoArgs {
             }
             None => trace::built_in(),
         };
-        // The demo plays jobs at their queue times; jobs queued by their needs are for `simulate`.
-        anyhow::ensure!(
-            jobs.iter().all(|j| j.needs.is_empty()),
-            "demo plays traces without `needs`; replay workflow DAG traces with `gha-autoscaler simulate`"
-        );
         let policies = if self.compare.is_empty() { vec![self.policy.clone()] } else { self.compare.clone() };
         let configs = super::policy_configs::PolicyConfigs::parse(&self.policy_config, &policies)?;
         std::fs::create_dir_all(&self.out_dir).with_context(|| format!("creating {}", self.out_dir.display()))?;
