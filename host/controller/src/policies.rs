@@ -266,27 +266,22 @@ impl Policies {
             return entry.loaded.clone().map_err(Error::Invalid);
         }
         let cr = ars.spec.policy.as_ref();
+        let serving = previous.filter(|p| p.loaded.is_ok());
+        let retry = Some(Instant::now() + SOURCE_RETRY);
+        // What cannot be had now (a ConfigMap or pull Secret missing, the registry unreachable) may be later: the
+        // serving policy, if any, keeps serving meanwhile and the source is looked at again.
+        let unavailable = |why: String| match &serving {
+            Some(serving) => Entry { stale: Some(why), recheck_at: retry, ..serving.clone() },
+            None => Entry::failed(fingerprint.clone(), why, retry),
+        };
         let mut spec = match resolve(kube, &key.0, cr, false).await {
             Ok(spec) => spec,
             Err(Error::Kube(e)) => return Err(Error::Kube(e)),
-            // A ConfigMap or pull Secret that is missing now may be created later: look again.
-            Err(e) => {
-                let retry = Some(Instant::now() + SOURCE_RETRY);
-                return self.remember(key, Entry::failed(fingerprint, e.to_string(), retry));
-            }
+            Err(e) => return self.remember(key, unavailable(e.to_string())),
         };
-        let serving = previous.filter(|p| p.loaded.is_ok());
-        let retry = Some(Instant::now() + SOURCE_RETRY);
         let pins = match pin(&mut spec).await {
             Ok(pins) => pins,
-            Err(why) => {
-                let why = format!("policy source unreachable: {why}");
-                let entry = match serving {
-                    Some(serving) => Entry { stale: Some(why), recheck_at: retry, ..serving },
-                    None => Entry::failed(fingerprint, why, retry),
-                };
-                return self.remember(key, entry);
-            }
+            Err(why) => return self.remember(key, unavailable(format!("policy source unreachable: {why}"))),
         };
         let moving = pins.iter().any(|p| oci::parse_reference(&p.written).is_ok_and(|r| r.digest().is_none()));
         let recheck_at = moving.then(|| Instant::now() + refresh_interval(cr));

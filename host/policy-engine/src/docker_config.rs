@@ -42,11 +42,12 @@ fn host(key: &str) -> &str {
 pub fn credentials_for(config: &[u8], registry: &str) -> Result<Option<RegistryCredentials>, String> {
     let value: serde_json::Value =
         serde_json::from_slice(config).map_err(|e| format!("not Docker config JSON: {e}"))?;
-    // `.dockercfg` is the `auths` map itself.
-    let config: DockerConfig = if value.get("auths").is_some() {
-        serde_json::from_value(value)
-    } else {
+    // `.dockercfg` is the `auths` map itself; a config.json without `auths` (credential helpers only) has none.
+    let legacy = value.get("auths").is_none() && value.as_object().is_some_and(|m| m.values().all(|v| v.is_object()));
+    let config: DockerConfig = if legacy {
         serde_json::from_value(serde_json::json!({ "auths": value }))
+    } else {
+        serde_json::from_value(value)
     }
     .map_err(|e| format!("not Docker config JSON: {e}"))?;
     let Some(entry) = config.auths.iter().find(|(key, _)| host(key) == host(registry)).map(|(_, entry)| entry) else {
@@ -85,6 +86,7 @@ mod tests {
         let config = br#"{"https://index.docker.io/v1/": {"username": "u", "password": "p"}}"#;
         assert!(credentials_for(config, "docker.io").unwrap().is_some());
         assert!(credentials_for(b"garbage", "docker.io").unwrap_err().contains("Docker config"));
+        assert!(credentials_for(br#"{"credsStore": "desktop"}"#, "docker.io").unwrap().is_none(), "helpers only");
         let bad = br#"{"auths": {"r.example": {"auth": "bm9jb2xvbg=="}}}"#;
         assert!(credentials_for(bad, "r.example").unwrap_err().contains("user:password"));
     }
