@@ -330,8 +330,9 @@ impl<C: Cluster> Listener<C> {
         };
         if let Some(log) = self.decision_log.as_mut() {
             let record = DecisionRecord::new(&self.policy, &self.policy.manifest().sha256, &input, &decided);
+            // One write per line: a line written in pieces can interleave with another writer's output.
             let written = serde_json::to_string(&record).map_err(std::io::Error::other).and_then(|line| {
-                writeln!(log, "{line}")?;
+                log.write_all(format!("{line}\n").as_bytes())?;
                 log.flush()
             });
             if let Err(e) = written {
