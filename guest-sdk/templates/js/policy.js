@@ -2,7 +2,7 @@
 //
 // WIT → JS: exported interfaces are exported objects, records are camelCase objects, u64 fields are BigInt,
 // option<T> is T | undefined, list<u8> is Uint8Array, and `result::err` is a thrown value.
-import { log } from 'gha-autoscaler:policy/logging@0.1.0';
+import { log } from 'gha-autoscaler:policy/logging@0.2.0';
 
 let config = { spareEvery: 0 };
 

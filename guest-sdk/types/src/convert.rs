@@ -4,9 +4,28 @@
 /// Defines, in the invoking crate, a `Convert<T>` trait with impls in both directions between this crate's types
 /// and the generated ones at `$w` (a path to the generated `types` interface module). Field names match because
 /// both generators follow the WIT.
+///
+/// `wit_conversions!($w, v0_1)` is for bindings of the frozen 0.1.0 WIT, whose `scale-input`, `job-event` and
+/// `job-phase` lack what 0.2.0 added: it leaves those three out, for the invoking crate to write.
 #[macro_export]
 macro_rules! wit_conversions {
     ($w:path) => {
+        $crate::wit_conversions!(@module $w, {
+            $crate::__wit_record!(ScaleInput {
+                now_unix_ms, statistics, runners, bounds, previous, job_events_since_previous, job_events,
+                job_events_dropped, state, attributes,
+            });
+            $crate::__wit_enum!(JobPhase { Available, Assigned, Started, Completed });
+            $crate::__wit_record!(JobEvent {
+                phase, job_id, runner_name, repository, workflow_ref, workflow_run_id, job_display_name, event_name,
+                labels, queued_unix_ms, started_unix_ms, finished_unix_ms, conclusion, attributes,
+            });
+        });
+    };
+    ($w:path, v0_1) => {
+        $crate::wit_conversions!(@module $w, {});
+    };
+    (@module $w:path, { $($version_specific:tt)* }) => {
         /// Conversions between the plain types and the generated bindings.
         #[allow(dead_code, reason = "each side of the sandbox uses the directions it needs")]
         pub(crate) mod wit_convert {
@@ -41,22 +60,16 @@ macro_rules! wit_conversions {
             $crate::__wit_record!(RunnerCounts { current, pending, running, failed });
             $crate::__wit_record!(Bounds { min_runners, max_runners });
             $crate::__wit_record!(PreviousDecision { desired_runners, min_runners, max_capacity, drain, decided_unix_ms });
-            $crate::__wit_record!(ScaleInput {
-                now_unix_ms, statistics, runners, bounds, previous, job_events_since_previous, state, attributes,
-            });
             $crate::__wit_record!(ScaleDecision {
                 desired_runners, max_capacity, min_runners, drain, requeue_after_ms, reason, state, attributes,
             });
             $crate::__wit_enum!(RunnerPhase { Pending, Running });
             $crate::__wit_record!(RunnerInfo { name, phase, created_unix_ms, idle_since_unix_ms, node_name, attributes });
             $crate::__wit_record!(ScaleDownInput { now_unix_ms, surplus, candidates, attributes });
-            $crate::__wit_enum!(JobPhase { Started, Completed });
-            $crate::__wit_record!(JobEvent {
-                phase, runner_name, repository, workflow_ref, job_display_name, conclusion, attributes,
-            });
             $crate::__wit_record!(PodMetadata { labels, annotations });
             $crate::__wit_record!(PolicyInfo { name, version, sdk_version });
             $crate::__wit_enum!(PolicyError { InvalidConfig(message), InvalidInput(message), Internal(message) });
+            $($version_specific)*
         }
     };
 }

@@ -1,4 +1,4 @@
-//! Plain Rust mirrors of the records in `wit/types.wit` (package `gha-autoscaler:policy@0.1.0`).
+//! Plain Rust mirrors of the records in `wit/types.wit` (package `gha-autoscaler:policy@0.2.0`).
 //!
 //! Both sides of the sandbox speak these types: the guest SDK converts them to and from the `wit-bindgen`
 //! bindings, the host's policy engine to and from the `wasmtime` bindings. They also serialise to JSON (camelCase)
@@ -113,7 +113,11 @@ pub struct ScaleInput {
     pub previous: Option<PreviousDecision>,
     /// JobStarted/JobCompleted events handled since the previous decision.
     pub job_events_since_previous: u32,
-    /// Opaque state returned by the previous decision.
+    /// The job messages handled since the previous decision, oldest first, at most [`MAX_JOB_EVENTS`].
+    pub job_events: Vec<JobEvent>,
+    /// Job messages since the previous decision that `job_events` left out.
+    pub job_events_dropped: u32,
+    /// Opaque state returned by the previous decision (after a listener restart, the last state it persisted).
     #[serde(with = "state_bytes")]
     pub state: Vec<u8>,
     /// Extension data.
@@ -222,29 +226,55 @@ pub struct ScaleDownInput {
     pub attributes: Attributes,
 }
 
-/// Phase of a job event.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Most job events one `scaler.decide` receives; the rest are counted in [`ScaleInput::job_events_dropped`].
+pub const MAX_JOB_EVENTS: usize = 1000;
+
+/// Phase of a job event: which Actions-service message it came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum JobPhase {
-    /// The job started on the runner.
+    /// JobAvailable: the job was queued for the scale set.
+    Available,
+    /// JobAssigned: the scale set acquired it.
+    Assigned,
+    /// JobStarted: it started on a runner.
     #[default]
     Started,
-    /// The job finished.
+    /// JobCompleted: it finished.
     Completed,
 }
 
-/// A job started or completed on one of the scale set's runners.
+/// A job message about one of the scale set's jobs. `on-job-event` sees `Started` and `Completed`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
-#[allow(missing_docs, reason = "field names are the Actions service's job fields")]
 pub struct JobEvent {
+    /// Which message.
     pub phase: JobPhase,
+    /// The runner request id: one job's messages share it.
+    pub job_id: u64,
+    /// The runner running the job; empty before `Started`.
     pub runner_name: String,
+    /// `owner/repo`.
     pub repository: String,
+    /// `owner/repo/.github/workflows/file.yml@ref`.
     pub workflow_ref: String,
+    /// The workflow run (0 when unknown): jobs of one run share it.
+    pub workflow_run_id: u64,
+    /// The job's name as shown in the run, e.g. `test (3/40)`.
     pub job_display_name: String,
+    /// What triggered the run: `push`, `pull_request`, `merge_group`, ...
+    pub event_name: String,
+    /// The job's `runs-on` labels.
+    pub labels: Vec<String>,
+    /// When the job was queued (Unix ms).
+    pub queued_unix_ms: Option<u64>,
+    /// When it started on its runner.
+    pub started_unix_ms: Option<u64>,
+    /// When it finished.
+    pub finished_unix_ms: Option<u64>,
     /// Conclusion of a completed job ("succeeded", "failed", "canceled", ...).
     pub conclusion: Option<String>,
+    /// Extension data.
     pub attributes: Attributes,
 }
 

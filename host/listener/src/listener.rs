@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use gha_actions_client::model::Statistics;
+use gha_actions_client::model::{JobFields, Statistics};
 use gha_actions_client::{Error as ClientError, JobMessage, Message, MessageSession};
 use gha_policy_engine::types::{Bounds, JobEvent, JobPhase, JobStatistics, ScaleDecision, ScaleInput};
-use gha_policy_engine::{DecisionRecord, ScaleSetPolicy};
+use gha_policy_engine::{DecisionRecord, JobEventBuffer, ScaleSetPolicy};
 use rand::Rng;
 use tokio::time::Instant;
 
@@ -41,6 +41,8 @@ struct State {
     /// The policy state restored from the store, for the first decision.
     restored: Vec<u8>,
     events_since: u32,
+    /// Every job message since the previous decision, for the policy.
+    job_events: JobEventBuffer,
     patches: PatchSequence,
     capacity: u32,
     decide_at: Option<Instant>,
@@ -61,6 +63,27 @@ pub struct Listener<C: Cluster> {
     state: State,
     decision_log: Option<Box<dyn std::io::Write + Send + Sync>>,
     state_store: Option<StateStore>,
+}
+
+/// A job message as the policy sees it.
+fn to_job_event(phase: JobPhase, fields: &JobFields) -> JobEvent {
+    let unix_ms = |t: Option<chrono::DateTime<Utc>>| t.map(|t| t.timestamp_millis().max(0) as u64);
+    JobEvent {
+        phase,
+        job_id: fields.runner_request_id.max(0) as u64,
+        runner_name: fields.runner_name.clone().unwrap_or_default(),
+        repository: format!("{}/{}", fields.owner_name, fields.repository_name),
+        workflow_ref: fields.job_workflow_ref.clone(),
+        workflow_run_id: fields.workflow_run_id.max(0) as u64,
+        job_display_name: fields.job_display_name.clone(),
+        event_name: fields.event_name.clone(),
+        labels: fields.request_labels.clone(),
+        queued_unix_ms: unix_ms(fields.queue_time),
+        started_unix_ms: unix_ms(fields.runner_assign_time),
+        finished_unix_ms: unix_ms(fields.finish_time),
+        conclusion: fields.result.clone(),
+        attributes: Vec::new(),
+    }
 }
 
 fn to_job_statistics(s: &Statistics) -> JobStatistics {
@@ -105,6 +128,7 @@ impl<C: Cluster> Listener<C> {
                 previous: None,
                 restored: Vec::new(),
                 events_since: 0,
+                job_events: JobEventBuffer::default(),
                 patches: PatchSequence::default(),
                 capacity: bounds.max_runners,
                 decide_at: None,
@@ -255,43 +279,45 @@ impl<C: Cluster> Listener<C> {
         }
         self.metrics.undecodable(message.undecodable);
         for job in &message.jobs {
-            match job {
-                JobMessage::Started(fields) => {
+            let (phase, fields) = match job {
+                JobMessage::Available(fields) => (JobPhase::Available, fields),
+                JobMessage::Assigned(fields) => (JobPhase::Assigned, fields),
+                JobMessage::Started(fields) => (JobPhase::Started, fields),
+                JobMessage::Completed(fields) => (JobPhase::Completed, fields),
+            };
+            let event = to_job_event(phase, fields);
+            match phase {
+                JobPhase::Started => {
                     self.state.events_since += 1;
                     self.metrics.job_started(fields);
-                    let runner = fields.runner_name.clone().unwrap_or_default();
-                    if let Err(e) = self.cluster.job_started(&runner, fields).await {
-                        tracing::warn!(runner, error = %e, "could not mark the runner busy");
+                    if let Err(e) = self.cluster.job_started(&event.runner_name, fields).await {
+                        tracing::warn!(runner = event.runner_name, error = %e, "could not mark the runner busy");
                     }
-                    self.job_event(JobPhase::Started, fields).await;
+                    self.label_runner_pod(&event).await;
                 }
-                JobMessage::Completed(fields) => {
+                JobPhase::Completed => {
                     self.state.events_since += 1;
                     self.metrics.job_completed(fields);
-                    self.job_event(JobPhase::Completed, fields).await;
+                    self.label_runner_pod(&event).await;
                 }
-                JobMessage::Available(_) | JobMessage::Assigned(_) => {}
+                JobPhase::Available | JobPhase::Assigned => {}
             }
+            self.state.job_events.push(event);
         }
         self.session.acknowledge(message.id, delivered_by).await;
         self.decide().await;
         Ok(())
     }
 
-    async fn job_event(&self, phase: JobPhase, fields: &gha_actions_client::model::JobFields) {
-        let Some(runner) = fields.runner_name.clone().filter(|r| !r.is_empty()) else { return };
-        let event = JobEvent {
-            phase,
-            runner_name: runner.clone(),
-            repository: format!("{}/{}", fields.owner_name, fields.repository_name),
-            workflow_ref: fields.job_workflow_ref.clone(),
-            job_display_name: fields.job_display_name.clone(),
-            conclusion: fields.result.clone(),
-            attributes: Vec::new(),
-        };
-        match self.policy.on_job_event(&event) {
+    /// Labels the pod of the runner a job started or completed on, as the policy's job-event hook says.
+    async fn label_runner_pod(&self, event: &JobEvent) {
+        let runner = &event.runner_name;
+        if runner.is_empty() {
+            return;
+        }
+        match self.policy.on_job_event(event) {
             Ok(decided) => {
-                if let Err(e) = self.cluster.label_runner_pod(&runner, &decided.value).await {
+                if let Err(e) = self.cluster.label_runner_pod(runner, &decided.value).await {
                     tracing::warn!(runner, error = %e, "could not label the runner pod");
                 }
             }
@@ -310,16 +336,19 @@ impl<C: Cluster> Listener<C> {
             Some((decision, at)) => (Some(decision.to_previous(*at, self.bounds)), decision.state.clone()),
             None => (None, self.state.restored.clone()),
         };
-        let input = ScaleInput {
+        let mut input = ScaleInput {
             now_unix_ms: now,
             statistics: to_job_statistics(&self.state.statistics),
             runners,
             bounds: self.bounds,
             previous,
             job_events_since_previous: self.state.events_since,
+            job_events: Vec::new(),
+            job_events_dropped: 0,
             state,
             attributes: Vec::new(),
         };
+        self.state.job_events.drain_into(&mut input);
         let decided = match self.policy.decide(&input) {
             Ok(decided) => decided,
             Err(e) => {

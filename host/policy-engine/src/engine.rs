@@ -9,8 +9,9 @@ use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 use wasmtime::{Config, Engine};
 
-use crate::bindings::{FullPolicy, lifecycle, pod_mutator, scale_down, scaler};
+use crate::bindings::{current, v0_1};
 use crate::cache::{self, PrecompileCache};
+use crate::contract::Indices;
 use crate::error::{Error, Result};
 use crate::host_state::HostState;
 use crate::manifest::{PolicyManifest, inspect};
@@ -78,16 +79,7 @@ pub struct PolicyPre {
     pub(crate) engine: Arc<PolicyEngine>,
     pub(crate) pre: InstancePre<HostState>,
     pub(crate) manifest: PolicyManifest,
-    pub(crate) indices: HookIndices,
-}
-
-/// Export indices of the hooks a policy implements, looked up once.
-#[derive(Clone)]
-pub(crate) struct HookIndices {
-    pub(crate) lifecycle: lifecycle::GuestIndices,
-    pub(crate) scaler: Option<scaler::GuestIndices>,
-    pub(crate) scale_down: Option<scale_down::GuestIndices>,
-    pub(crate) pod_mutator: Option<pod_mutator::GuestIndices>,
+    pub(crate) indices: Indices,
 }
 
 /// The wasmtime configuration: Cranelift, component model, epoch interruption for deadlines. The
@@ -100,7 +92,8 @@ fn wasmtime_config() -> Config {
 }
 
 impl PolicyEngine {
-    /// Builds the engine, its linker (host imports only: logging, metrics) and the epoch ticker thread.
+    /// Builds the engine, its linker (host imports only: logging, metrics, at every WIT version the host speaks)
+    /// and the epoch ticker thread.
     ///
     /// # Errors
     /// [`Error::Instantiate`] when wasmtime cannot be set up on this machine, [`Error::Source`] when the cache
@@ -109,7 +102,10 @@ impl PolicyEngine {
         let engine = Engine::new(&wasmtime_config()).map_err(|e| Error::Instantiate(format!("{e:#}")))?;
         let link_error = |e: wasmtime::Error| Error::Instantiate(format!("{e:#}"));
         let mut linker = Linker::new(&engine);
-        FullPolicy::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state).map_err(link_error)?;
+        current::FullPolicy::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
+            .map_err(link_error)?;
+        v0_1::FullPolicy::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
+            .map_err(link_error)?;
         let mut wasi_linker = linker.clone();
         wasmtime_wasi::p2::add_to_linker_sync(&mut wasi_linker).map_err(link_error)?;
         let engine_hash = cache::engine_hash(&engine);
@@ -219,21 +215,7 @@ impl PolicyEngine {
         manifest.origin = policy.origin.clone();
         let linker = if allow_wasi { &self.wasi_linker } else { &self.linker };
         let pre = linker.instantiate_pre(&component).map_err(|e| Error::Instantiate(format!("{e:#}")))?;
-        let load_error = |e: wasmtime::Error| Error::MissingExport(format!("{e:#}"));
-        let indices = HookIndices {
-            lifecycle: lifecycle::GuestIndices::new(&pre).map_err(load_error)?,
-            scaler: manifest.scaler.then(|| scaler::GuestIndices::new(&pre)).transpose().map_err(load_error)?,
-            scale_down: manifest
-                .scale_down
-                .then(|| scale_down::GuestIndices::new(&pre))
-                .transpose()
-                .map_err(load_error)?,
-            pod_mutator: manifest
-                .pod_mutator
-                .then(|| pod_mutator::GuestIndices::new(&pre))
-                .transpose()
-                .map_err(load_error)?,
-        };
+        let indices = Indices::new(&pre, &manifest).map_err(|e| Error::MissingExport(format!("{e:#}")))?;
         let mut prepared = PolicyPre { engine: self.clone(), pre, manifest, indices };
         prepared.manifest.info = crate::instance::read_info(&prepared)?;
         let prepared = Arc::new(prepared);

@@ -7,7 +7,8 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::{logging, metrics, types};
+use crate::bindings::current::gha_autoscaler::policy::{logging, metrics, types};
+use crate::bindings::v0_1::gha_autoscaler::policy as v0_1;
 use crate::log_budget::{self, LogBudget, Verdict};
 use crate::metrics::PolicyMetrics;
 
@@ -163,5 +164,38 @@ impl metrics::Host for HostState {
         if value.is_finite() {
             self.metrics.guest_gauge_set(&self.scale_set, &name, value, labels);
         }
+    }
+}
+
+/// WIT 0.1.0's imports are the same functions.
+impl v0_1::types::Host for HostState {}
+
+impl v0_1::logging::Host for HostState {
+    fn enabled(&mut self, level: v0_1::logging::Level) -> bool {
+        logging::Host::enabled(self, current_level(level))
+    }
+
+    fn log(&mut self, level: v0_1::logging::Level, message: String, fields: Vec<(String, String)>) {
+        logging::Host::log(self, current_level(level), message, fields);
+    }
+}
+
+fn current_level(level: v0_1::logging::Level) -> logging::Level {
+    match level {
+        v0_1::logging::Level::Trace => logging::Level::Trace,
+        v0_1::logging::Level::Debug => logging::Level::Debug,
+        v0_1::logging::Level::Info => logging::Level::Info,
+        v0_1::logging::Level::Warn => logging::Level::Warn,
+        v0_1::logging::Level::Error => logging::Level::Error,
+    }
+}
+
+impl v0_1::metrics::Host for HostState {
+    fn counter_add(&mut self, name: String, value: u64, labels: Vec<(String, String)>) {
+        metrics::Host::counter_add(self, name, value, labels);
+    }
+
+    fn gauge_set(&mut self, name: String, value: f64, labels: Vec<(String, String)>) {
+        metrics::Host::gauge_set(self, name, value, labels);
     }
 }

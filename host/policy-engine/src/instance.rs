@@ -5,8 +5,7 @@ use std::time::Instant;
 
 use wasmtime::Store;
 
-use crate::bindings::{lifecycle, pod_mutator, scale_down, scaler, types as w};
-use crate::convert::Convert;
+use crate::contract::{Call, Hooks};
 use crate::engine::PolicyPre;
 use crate::error::{Error, Result};
 use crate::host_state::HostState;
@@ -14,14 +13,6 @@ use crate::limits::{MAX_HOSTCALL_BYTES, PolicyLimits, deadline_ms};
 use crate::log_budget::LogBudget;
 use crate::manifest::{Hook, PolicyManifest};
 use crate::types as t;
-
-/// The hooks of one instantiation.
-struct Hooks {
-    lifecycle: lifecycle::Guest,
-    scaler: Option<scaler::Guest>,
-    scale_down: Option<scale_down::Guest>,
-    pod_mutator: Option<pod_mutator::Guest>,
-}
 
 struct Live {
     store: Store<HostState>,
@@ -47,10 +38,7 @@ pub struct PolicyInstance {
 pub(crate) fn read_info(pre: &PolicyPre) -> Result<t::PolicyInfo> {
     let limits = PolicyLimits::default();
     let mut live = instantiate(pre, &limits, "inspect", Arc::default())?;
-    call_hook(pre, &mut live, &limits, Hook::Info, |store, hooks| {
-        hooks.lifecycle.call_info(store).map(Ok::<_, w::PolicyError>)
-    })
-    .map(Convert::convert)
+    call_hook(pre, &mut live, &limits, Hook::Info, |store, hooks| hooks.info(store))
 }
 
 fn instantiate(
@@ -73,14 +61,7 @@ fn instantiate(
     store.epoch_deadline_trap();
     store.set_epoch_deadline(pre.engine.deadline_ticks(limits.configure_timeout_ms));
     let instance = pre.pre.instantiate(&mut store).map_err(|e| Error::Instantiate(format!("{e:#}")))?;
-    let load = |e: wasmtime::Error| Error::Instantiate(format!("{e:#}"));
-    let indices = &pre.indices;
-    let hooks = Hooks {
-        lifecycle: indices.lifecycle.load(&mut store, &instance).map_err(load)?,
-        scaler: indices.scaler.as_ref().map(|i| i.load(&mut store, &instance)).transpose().map_err(load)?,
-        scale_down: indices.scale_down.as_ref().map(|i| i.load(&mut store, &instance)).transpose().map_err(load)?,
-        pod_mutator: indices.pod_mutator.as_ref().map(|i| i.load(&mut store, &instance)).transpose().map_err(load)?,
-    };
+    let hooks = pre.indices.load(&mut store, &instance).map_err(|e| Error::Instantiate(format!("{e:#}")))?;
     Ok(Live { store, hooks })
 }
 
@@ -90,7 +71,7 @@ fn call_hook<R>(
     live: &mut Live,
     limits: &PolicyLimits,
     hook: Hook,
-    f: impl FnOnce(&mut Store<HostState>, &Hooks) -> wasmtime::Result<Result<R, w::PolicyError>>,
+    f: impl FnOnce(&mut Store<HostState>, &Hooks) -> Call<R>,
 ) -> Result<R> {
     let deadline_ms = deadline_ms(limits, hook);
     live.store.set_epoch_deadline(pre.engine.deadline_ticks(deadline_ms));
@@ -99,7 +80,7 @@ fn call_hook<R>(
     let outcome = f(&mut live.store, &live.hooks);
     let result = match outcome {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) => Err(Error::Policy { hook, error: error.convert() }),
+        Ok(Err(error)) => Err(Error::Policy { hook, error }),
         Err(trap) => Err(classify(trap, hook, limits, &live.store)),
     };
     let metrics = pre.engine.metrics();
@@ -182,10 +163,8 @@ impl PolicyInstance {
         if self.live.is_none() {
             let mut live = instantiate(&self.pre, &self.limits, &self.scale_set.name, self.log_budget.clone())?;
             self.instantiations += 1;
-            let scale_set: w::ScaleSetRef = self.scale_set.clone().convert();
-            let config = self.config_json.clone();
             call_hook(&self.pre, &mut live, &self.limits, Hook::Configure, |store, hooks| {
-                hooks.lifecycle.call_configure(store, &scale_set, &config)
+                hooks.configure(store, &self.scale_set, &self.config_json)
             })
             .map_err(|e| match e {
                 Error::Policy { error, .. } => Error::Config(error),
@@ -201,7 +180,7 @@ impl PolicyInstance {
         &mut self,
         hook: Hook,
         exported: bool,
-        f: impl FnOnce(&mut Store<HostState>, &Hooks) -> Option<wasmtime::Result<Result<R, w::PolicyError>>>,
+        f: impl FnOnce(&mut Store<HostState>, &Hooks) -> Option<Call<R>>,
     ) -> Result<R> {
         if !exported {
             return Err(Error::NotImplemented(hook));
@@ -223,11 +202,7 @@ impl PolicyInstance {
     /// # Errors
     /// [`Error::NotImplemented`] when the policy has no scaler, otherwise call errors.
     pub fn decide(&mut self, input: &t::ScaleInput) -> Result<t::ScaleDecision> {
-        let input: w::ScaleInput = input.clone().convert();
-        self.call(Hook::Decide, self.pre.manifest.scaler, |store, hooks| {
-            hooks.scaler.as_ref().map(|h| h.call_decide(store, &input))
-        })
-        .map(Convert::convert)
+        self.call(Hook::Decide, self.pre.manifest.scaler, |store, hooks| hooks.decide(store, input))
     }
 
     /// `scale-down.select`, unvalidated.
@@ -235,10 +210,7 @@ impl PolicyInstance {
     /// # Errors
     /// [`Error::NotImplemented`] when the policy has no scale-down hook, otherwise call errors.
     pub fn select(&mut self, input: &t::ScaleDownInput) -> Result<Vec<String>> {
-        let input: w::ScaleDownInput = input.clone().convert();
-        self.call(Hook::Select, self.pre.manifest.scale_down, |store, hooks| {
-            hooks.scale_down.as_ref().map(|h| h.call_select(store, &input))
-        })
+        self.call(Hook::Select, self.pre.manifest.scale_down, |store, hooks| hooks.select(store, input))
     }
 
     /// `pod-mutator.mutate-runner-pod`, unvalidated: the merge patch text, if any.
@@ -247,19 +219,19 @@ impl PolicyInstance {
     /// [`Error::NotImplemented`] when the policy has no pod mutator, otherwise call errors.
     pub fn mutate_runner_pod(&mut self, runner_name: &str, template_json: &str) -> Result<Option<String>> {
         self.call(Hook::MutateRunnerPod, self.pre.manifest.pod_mutator, |store, hooks| {
-            hooks.pod_mutator.as_ref().map(|h| h.call_mutate_runner_pod(store, runner_name, template_json))
+            hooks.mutate_runner_pod(store, runner_name, template_json)
         })
     }
 
-    /// `pod-mutator.on-job-event`, unvalidated.
+    /// `pod-mutator.on-job-event`, unvalidated. Only started and completed jobs reach the policy; other phases
+    /// get empty metadata.
     ///
     /// # Errors
     /// [`Error::NotImplemented`] when the policy has no pod mutator, otherwise call errors.
     pub fn on_job_event(&mut self, event: &t::JobEvent) -> Result<t::PodMetadata> {
-        let event: w::JobEvent = event.clone().convert();
-        self.call(Hook::OnJobEvent, self.pre.manifest.pod_mutator, |store, hooks| {
-            hooks.pod_mutator.as_ref().map(|h| h.call_on_job_event(store, &event))
-        })
-        .map(Convert::convert)
+        if !matches!(event.phase, t::JobPhase::Started | t::JobPhase::Completed) {
+            return Ok(t::PodMetadata::default());
+        }
+        self.call(Hook::OnJobEvent, self.pre.manifest.pod_mutator, |store, hooks| hooks.on_job_event(store, event))
     }
 }

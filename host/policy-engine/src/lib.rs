@@ -20,12 +20,14 @@ mod breaker;
 mod builtin;
 mod cache;
 mod churn;
+mod contract;
 mod convert;
 pub mod docker_config;
 mod engine;
 mod error;
 mod host_state;
 mod instance;
+mod job_events;
 mod limits;
 mod log_budget;
 mod manifest;
@@ -46,6 +48,10 @@ pub mod fixtures {
     /// A policy that misbehaves as its config's `mode` says (`loop`, `panic`, `select-unknown`,
     /// `escalating-patch`, ...).
     pub const MISBEHAVING: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/misbehaving_policy.wasm"));
+    /// `warm-pool` as built for WIT 0.1.0 (see `fixtures/wit-0.1.0/README.md`): what older policies look like.
+    pub const WARM_POOL_WIT_0_1: &[u8] = include_bytes!("../fixtures/wit-0.1.0/warm_pool.wasm");
+    /// `pod-shaper` as built for WIT 0.1.0.
+    pub const POD_SHAPER_WIT_0_1: &[u8] = include_bytes!("../fixtures/wit-0.1.0/pod_shaper.wasm");
 }
 
 pub use breaker::Breaker;
@@ -54,8 +60,9 @@ pub use engine::{CompiledFrom, EngineOptions, PolicyEngine, PolicyPre};
 pub use error::{Error, Result};
 pub use gha_autoscaler_policy_types as types;
 pub use instance::PolicyInstance;
+pub use job_events::JobEventBuffer;
 pub use limits::PolicyLimits;
-pub use manifest::{Hook, PolicyManifest, WIT_PACKAGE, WIT_VERSION};
+pub use manifest::{Hook, PolicyManifest, SUPPORTED_WIT_VERSIONS, WIT_PACKAGE, WIT_VERSION};
 pub use metrics::{PolicyMetrics, escape_label_value};
 pub use replay::{DecisionRecord, Replayer};
 pub use scale_set_policy::{Decided, Outcome, ScaleSetPolicy};

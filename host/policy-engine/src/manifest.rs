@@ -12,8 +12,10 @@ pub type WitVersion = (u64, u64, u64);
 
 /// The WIT package this host implements.
 pub const WIT_PACKAGE: &str = "gha-autoscaler:policy";
-/// Its version. Policies built for any `0.1.z` with `z` ≤ this patch load.
-pub const WIT_VERSION: WitVersion = (0, 1, 0);
+/// Its current version: what the SDK and templates build.
+pub const WIT_VERSION: WitVersion = (0, 2, 0);
+/// Every version a policy may be built for: a policy built for `0.m.z` loads when `0.m.y` is here with `z` ≤ `y`.
+pub const SUPPORTED_WIT_VERSIONS: &[WitVersion] = &[(0, 1, 0), WIT_VERSION];
 
 /// Host interfaces a policy may import.
 const PROVIDED_IMPORTS: &[&str] = &["types", "logging", "metrics"];
@@ -68,7 +70,7 @@ pub struct PolicyManifest {
     pub origin: String,
     /// The policy's own name, version and SDK version (from `lifecycle.info`).
     pub info: PolicyInfo,
-    /// WIT version of the policy's `lifecycle` export.
+    /// The WIT version the policy speaks: the supported version its exports name (`0.1.0` or `0.2.0`).
     pub wit_version: String,
     /// Exports `scaler`.
     pub scaler: bool,
@@ -116,12 +118,20 @@ fn version_text((a, b, c): WitVersion) -> String {
     format!("{a}.{b}.{c}")
 }
 
-fn host_version() -> String {
-    format!("{WIT_PACKAGE}@{}", version_text(WIT_VERSION))
+fn supported_versions() -> String {
+    SUPPORTED_WIT_VERSIONS.iter().map(|&v| format!("{WIT_PACKAGE}@{}", version_text(v))).collect::<Vec<_>>().join(", ")
 }
 
-fn same_minor(v: WitVersion) -> bool {
-    v.0 == WIT_VERSION.0 && v.1 == WIT_VERSION.1
+/// The supported version a policy built for `v` speaks, if any.
+fn supported(v: WitVersion) -> Option<WitVersion> {
+    SUPPORTED_WIT_VERSIONS.iter().copied().find(|s| s.0 == v.0 && s.1 == v.1 && v.2 <= s.2)
+}
+
+fn incompatible(version: WitVersion) -> Error {
+    Error::IncompatibleWit {
+        found: format!("{WIT_PACKAGE}@{}", version_text(version)),
+        supported: supported_versions(),
+    }
 }
 
 /// Checks a component's imports and exports and reports what it is. Nothing is instantiated.
@@ -137,11 +147,8 @@ pub(crate) fn inspect(engine: &Engine, component: &Component, allow_wasi: bool) 
         match split_name(import) {
             Some((interface, version)) if PROVIDED_IMPORTS.contains(&interface) => {
                 let version = version.unwrap_or(WIT_VERSION);
-                if !same_minor(version) || version.2 > WIT_VERSION.2 {
-                    return Err(Error::IncompatibleWit {
-                        found: format!("{WIT_PACKAGE}@{}", version_text(version)),
-                        supported: host_version(),
-                    });
+                if supported(version).is_none() {
+                    return Err(incompatible(version));
                 }
             }
             _ if allow_wasi && import.starts_with("wasi:") => {}
@@ -162,21 +169,31 @@ pub(crate) fn inspect(engine: &Engine, component: &Component, allow_wasi: bool) 
     for export in &exports {
         let Some((interface, version)) = split_name(export) else { continue };
         let version = version.unwrap_or(WIT_VERSION);
-        if !same_minor(version) {
-            return Err(Error::IncompatibleWit {
-                found: format!("{WIT_PACKAGE}@{}", version_text(version)),
-                supported: format!("{WIT_PACKAGE}@{}.{}.x", WIT_VERSION.0, WIT_VERSION.1),
-            });
+        let Some(speaks) = supported(version) else { return Err(incompatible(version)) };
+        // Every hook answers under one version: the engine calls them all through that version's bindings.
+        match wit_version {
+            Some(first) if first != speaks => {
+                return Err(Error::IncompatibleWit {
+                    found: format!(
+                        "exports of both {WIT_PACKAGE}@{} and @{}",
+                        version_text(first),
+                        version_text(speaks)
+                    ),
+                    supported: "one version per policy".into(),
+                });
+            }
+            _ => wit_version = Some(speaks),
         }
         match interface {
-            "lifecycle" => wit_version = Some(version_text(version)),
+            "lifecycle" => {}
             "scaler" => scaler = true,
             "scale-down" => scale_down = true,
             "pod-mutator" => pod_mutator = true,
             _ => {}
         }
     }
-    let Some(wit_version) = wit_version else {
+    let lifecycle = exports.iter().any(|e| split_name(e).is_some_and(|(interface, _)| interface == "lifecycle"));
+    let (Some(wit_version), true) = (wit_version, lifecycle) else {
         return Err(Error::MissingExport(format!(
             "{WIT_PACKAGE}/lifecycle (is this a gha-autoscaler policy? it exports: {})",
             if exports.is_empty() { "nothing".to_string() } else { exports.join(", ") }
@@ -187,7 +204,7 @@ pub(crate) fn inspect(engine: &Engine, component: &Component, allow_wasi: bool) 
         size: 0,
         origin: String::new(),
         info: PolicyInfo::default(),
-        wit_version,
+        wit_version: version_text(wit_version),
         scaler,
         scale_down,
         pod_mutator,

@@ -35,7 +35,7 @@ async fn shipped_policies_are_pure_components_exporting_their_worlds() {
         let manifest = pre.manifest();
         assert_eq!(manifest.world(), world, "{name}");
         assert_eq!(manifest.info.name, name);
-        assert_eq!(manifest.wit_version, "0.1.0");
+        assert_eq!(manifest.wit_version, "0.2.0");
         assert!(manifest.imports.iter().all(|i| i.starts_with("gha-autoscaler:policy/")), "{:?}", manifest.imports);
     }
 }
@@ -288,13 +288,14 @@ async fn wasi_links_only_for_policies_that_opt_in() {
 
 #[tokio::test]
 async fn a_component_for_another_wit_version_is_refused_by_name() {
-    let wit = r#"package gha-autoscaler:policy@0.2.0;
+    let wit = r#"package gha-autoscaler:policy@0.3.0;
         interface lifecycle { info: func() -> string; }
         world w { export lifecycle; }"#;
     let err = load_bytes(dummy_component(wit, "w")).await.unwrap_err();
     assert_eq!(
         err.to_string(),
-        "policy built for WIT gha-autoscaler:policy@0.2.0, host supports gha-autoscaler:policy@0.1.x"
+        "policy built for WIT gha-autoscaler:policy@0.3.0, host supports gha-autoscaler:policy@0.1.0, \
+         gha-autoscaler:policy@0.2.0"
     );
 }
 

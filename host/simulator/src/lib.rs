@@ -17,9 +17,9 @@ use std::collections::{BTreeMap, BinaryHeap, HashSet, VecDeque};
 use std::io::Write;
 
 use gha_policy_engine::types::{
-    Bounds, JobStatistics, RunnerCounts, RunnerInfo, RunnerPhase, ScaleDownInput, ScaleInput,
+    Bounds, JobEvent, JobPhase, JobStatistics, RunnerCounts, RunnerInfo, RunnerPhase, ScaleDownInput, ScaleInput,
 };
-use gha_policy_engine::{DecisionRecord, Outcome, Replayer, ScaleSetPolicy};
+use gha_policy_engine::{DecisionRecord, JobEventBuffer, Outcome, Replayer, ScaleSetPolicy};
 use serde::Serialize;
 
 use crate::trace::{Rng, TraceJob};
@@ -160,6 +160,10 @@ struct World<'a> {
     next_runner: usize,
     rng: Rng,
     events_since: u32,
+    /// The job messages the listener would have handled since the previous decision.
+    job_events: JobEventBuffer,
+    /// When each job started, for its events.
+    started_ms: Vec<Option<u64>>,
     waits: Vec<f64>,
     last_ms: u64,
     report: SimulationReport,
@@ -187,6 +191,28 @@ impl World<'_> {
         self.last_ms = now_ms;
     }
 
+    /// Records the message the Actions service would send about `job` (on `runner`, once it has one).
+    fn job_event(&mut self, phase: JobPhase, job: usize, runner: Option<&str>, now_ms: u64) {
+        let epoch = self.options.epoch_unix_ms;
+        let trace = &self.trace[job];
+        self.job_events.push(JobEvent {
+            phase,
+            job_id: job as u64 + 1,
+            runner_name: runner.unwrap_or_default().to_string(),
+            repository: trace.repository.clone(),
+            workflow_ref: trace.workflow.clone(),
+            workflow_run_id: trace.run.unwrap_or_default(),
+            job_display_name: trace.job.clone().unwrap_or_default(),
+            event_name: "push".into(),
+            labels: trace.labels.clone(),
+            queued_unix_ms: self.queued_ms[job].map(|ms| epoch + ms),
+            started_unix_ms: self.started_ms[job].map(|ms| epoch + ms),
+            finished_unix_ms: (phase == JobPhase::Completed).then_some(epoch + now_ms),
+            conclusion: (phase == JobPhase::Completed).then(|| "succeeded".to_string()),
+            attributes: Vec::new(),
+        });
+    }
+
     fn assign(&mut self, now_ms: u64) {
         while let Some(&job) = self.waiting.front() {
             let Some((&index, runner)) = self.runners.iter_mut().find(|(_, r)| r.state == RunnerState::Idle) else {
@@ -194,7 +220,10 @@ impl World<'_> {
             };
             runner.state = RunnerState::Busy;
             runner.job = Some(job);
+            let name = runner.name.clone();
             self.waiting.pop_front();
+            self.started_ms[job] = Some(now_ms);
+            self.job_event(JobPhase::Started, job, Some(&name), now_ms);
             let queued_ms = self.queued_ms[job].unwrap_or(now_ms);
             self.waits.push(now_ms.saturating_sub(queued_ms) as f64 / 1000.0);
             let done = now_ms + (self.trace[job].duration * 1000.0) as u64;
@@ -221,6 +250,8 @@ impl World<'_> {
             bounds: Bounds { min_runners: self.options.model.min_runners, max_runners: self.options.model.max_runners },
             previous: None,
             job_events_since_previous: self.events_since,
+            job_events: Vec::new(),
+            job_events_dropped: 0,
             state: Vec::new(),
             attributes: Vec::new(),
         }
@@ -231,6 +262,8 @@ impl World<'_> {
         self.queued_ms[job] = Some(now_ms);
         self.waiting.push_back(job);
         self.events_since += 1;
+        self.job_event(JobPhase::Available, job, None, now_ms);
+        self.job_event(JobPhase::Assigned, job, None, now_ms);
     }
 
     /// A job has finished: the jobs that needed only it (and finished ones) are queued now.
@@ -290,7 +323,8 @@ impl World<'_> {
         log: &mut Option<&mut dyn Write>,
         sha256: &str,
     ) {
-        let input = self.input(now_ms);
+        let mut input = self.input(now_ms);
+        self.job_events.drain_into(&mut input);
         let Ok(decided) = replay.step(input.clone()) else { return };
         self.report.decisions += 1;
         if matches!(decided.outcome, Outcome::Fallback { .. } | Outcome::HeldLast { .. }) {
@@ -374,6 +408,8 @@ pub fn simulate(
         next_runner: 0,
         rng: Rng::new(options.seed),
         events_since: 0,
+        job_events: JobEventBuffer::default(),
+        started_ms: vec![None; trace.len()],
         waits: Vec::with_capacity(trace.len()),
         last_ms: 0,
         report: SimulationReport { policy: label.into(), jobs: trace.len(), ..SimulationReport::default() },
@@ -403,7 +439,10 @@ pub fn simulate(
                     }
                 }
                 EventKind::Done => {
-                    if let Some(job) = world.runners.remove(&event.index).and_then(|r| r.job) {
+                    if let Some(runner) = world.runners.remove(&event.index)
+                        && let Some(job) = runner.job
+                    {
+                        world.job_event(JobPhase::Completed, job, Some(&runner.name), now);
                         world.finished(job, now);
                     }
                     completed += 1;

@@ -9,8 +9,8 @@ wit_bindgen::generate!({
     export_macro_name: "export_world",
     default_bindings_module: "gha_autoscaler_policy_world_full",
     with: {
-        "gha-autoscaler:policy/types@0.1.0": gha_autoscaler_policy_world_scaling::gha_autoscaler::policy::types,
-        "gha-autoscaler:policy/logging@0.1.0": gha_autoscaler_policy_world_scaling::gha_autoscaler::policy::logging,
-        "gha-autoscaler:policy/metrics@0.1.0": gha_autoscaler_policy_world_scaling::gha_autoscaler::policy::metrics,
+        "gha-autoscaler:policy/types@0.2.0": gha_autoscaler_policy_world_scaling::gha_autoscaler::policy::types,
+        "gha-autoscaler:policy/logging@0.2.0": gha_autoscaler_policy_world_scaling::gha_autoscaler::policy::logging,
+        "gha-autoscaler:policy/metrics@0.2.0": gha_autoscaler_policy_world_scaling::gha_autoscaler::policy::metrics,
     },
 });
