@@ -1,6 +1,7 @@
 //! Typed helpers for the opaque `state` bytes a decision hands to the next one.
 //!
-//! State is JSON so that recorded traces stay readable and other languages can share it. The host caps it at 4 KiB.
+//! State is JSON so that recorded traces stay readable and other languages can share it. The host caps it at the
+//! scale set's `spec.policy.limits.maxStateBytes` (4 KiB by default, at most 64 KiB).
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;

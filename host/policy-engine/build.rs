@@ -12,6 +12,7 @@ use std::process::Command;
 const COMPONENTS: &[(&str, &str)] = &[
     ("arc-default", "arc_default"),
     ("warm-pool", "warm_pool"),
+    ("predictive", "predictive"),
     ("pod-shaper", "pod_shaper"),
     ("misbehaving-policy", "misbehaving_policy"),
 ];

@@ -22,6 +22,7 @@ async fn main() {
     for (name, config) in [
         ("arc-default", json!(null)),
         ("warm-pool", json!({"scaleFactor": 0.5, "idleTtlSeconds": 300})),
+        ("predictive", json!(null)),
         ("pod-shaper", json!({"default": {"resources": {"requests": {"cpu": "2"}}}})),
     ] {
         let bytes = PolicyBytes::new(format!("built-in {name}"), built_in(name).expect("shipped"));

@@ -14,9 +14,10 @@ use crate::metrics::PolicyMetrics;
 use crate::scale_set_policy::ScaleSetPolicy;
 pub use gha_bench::Figure;
 
+use crate::replay::Replayer;
 use crate::source::{PolicyBytes, PolicySource};
 use crate::spec::PolicySpec;
-use crate::types::{Bounds, JobStatistics, ScaleInput, ScaleSetRef};
+use crate::types::{Bounds, JobEvent, JobPhase, JobStatistics, MAX_JOB_EVENTS, ScaleInput, ScaleSetRef};
 
 /// A set of figures for one policy.
 #[derive(Debug, Clone, Serialize)]
@@ -73,6 +74,41 @@ fn sample_input(i: u32) -> ScaleInput {
         job_events_since_previous: i % 3,
         ..Default::default()
     }
+}
+
+/// A decision's worth of job messages at the bound: workflow runs whose builds complete and whose 40-way test
+/// matrices are queued, assigned, started and completed, as the listener passes them.
+pub fn sample_job_events(i: u32) -> Vec<JobEvent> {
+    let now = 1_795_392_000_000 + u64::from(i) * 1000;
+    let phases = [JobPhase::Available, JobPhase::Assigned, JobPhase::Started, JobPhase::Completed];
+    (0..MAX_JOB_EVENTS as u64)
+        .map(|n| {
+            let run = u64::from(i) * 25 + n / 40;
+            let job = n % 40;
+            let phase = phases[(n / 10 % 4) as usize];
+            let done = phase == JobPhase::Completed;
+            JobEvent {
+                phase,
+                job_id: run * 100 + job,
+                runner_name: if matches!(phase, JobPhase::Started | JobPhase::Completed) {
+                    format!("linux-runners-x7k2p-runner-{job:05}")
+                } else {
+                    String::new()
+                },
+                repository: "acme/app".into(),
+                workflow_ref: "acme/app/.github/workflows/ci.yml@refs/heads/main".into(),
+                workflow_run_id: run,
+                job_display_name: if job == 0 { "build".into() } else { format!("test ({job}/39)") },
+                event_name: "push".into(),
+                labels: vec!["linux".into(), "x64".into()],
+                queued_unix_ms: Some(now - 300_000),
+                started_unix_ms: (phase != JobPhase::Available && phase != JobPhase::Assigned).then_some(now - 240_000),
+                finished_unix_ms: done.then_some(now),
+                conclusion: done.then(|| "succeeded".into()),
+                attributes: Vec::new(),
+            }
+        })
+        .collect()
 }
 
 /// A realistic runner pod template of about 5 KB, for the mutation benchmark.
@@ -156,6 +192,20 @@ pub async fn run(
         }
         report.push("decide p50 (host side, validated)", micros(percentile(&mut samples, 0.5)), "µs", None);
         report.push("decide p99 (host side, validated)", micros(percentile(&mut samples, 0.99)), "µs", Some(20.0));
+        if manifest.wit_version != "0.1.0" {
+            // As the listener calls it: state threaded from decision to decision, 1,000 job events each.
+            let mut replay = Replayer::new(&scale_set_policy);
+            let mut samples = Vec::new();
+            for i in 0..(iterations / 25).max(200) as u32 {
+                let mut input = sample_input(i);
+                input.job_events = sample_job_events(i);
+                let started = Instant::now();
+                std::hint::black_box(replay.step(input)?);
+                samples.push(started.elapsed());
+            }
+            let p99 = micros(percentile(&mut samples, 0.99));
+            report.push("decide with 1,000 job events p99 (host side, validated)", p99, "µs", Some(200.0));
+        }
     }
     if manifest.pod_mutator {
         let template = sample_pod_template();

@@ -4,6 +4,7 @@
 pub const BUILT_IN_POLICIES: &[(&str, &[u8])] = &[
     ("arc-default", include_bytes!(concat!(env!("OUT_DIR"), "/arc_default.wasm"))),
     ("warm-pool", include_bytes!(concat!(env!("OUT_DIR"), "/warm_pool.wasm"))),
+    ("predictive", include_bytes!(concat!(env!("OUT_DIR"), "/predictive.wasm"))),
     ("pod-shaper", include_bytes!(concat!(env!("OUT_DIR"), "/pod_shaper.wasm"))),
 ];
 

@@ -1,0 +1,98 @@
+//! How often runs start: a recent rate (decaying over ten minutes) and, per UTC hour of the day, the arrivals
+//! of past days, so the idle pool for jobs nobody can predict follows the day.
+
+use serde::{Deserialize, Serialize};
+
+const HOUR_MS: u64 = 3_600_000;
+/// Time constant of the recent rate.
+const RECENT_MS: f64 = 600_000.0;
+
+/// Arrivals of jobs that start runs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    /// Arrivals per hour for each UTC hour of the day (running average over days; ×10).
+    #[serde(rename = "h")]
+    hourly: Vec<u32>,
+    /// The hour being counted (hours since the epoch) and its arrivals so far.
+    #[serde(rename = "c")]
+    counting: (u64, u32),
+    /// Recent arrivals per hour (×10) as of `recent_at`.
+    #[serde(rename = "r")]
+    recent: u32,
+    #[serde(rename = "t")]
+    recent_at: u64,
+}
+
+impl Baseline {
+    fn recent_per_hour(&self, now_ms: u64) -> f64 {
+        let age = now_ms.saturating_sub(self.recent_at) as f64;
+        f64::from(self.recent) / 10.0 * (-age / RECENT_MS).exp()
+    }
+
+    /// Closes the hour being counted when the clock has left it.
+    fn roll(&mut self, now_ms: u64) {
+        let hour = now_ms / HOUR_MS;
+        let (counted, arrivals) = self.counting;
+        if hour == counted {
+            return;
+        }
+        if counted > 0 && hour == counted + 1 {
+            self.hourly.resize(24, 0);
+            let slot = &mut self.hourly[(counted % 24) as usize];
+            let observed = arrivals.saturating_mul(10);
+            *slot = if *slot == 0 { observed } else { (*slot + observed) / 2 };
+        }
+        self.counting = (hour, 0);
+    }
+
+    /// A job that starts a run was queued.
+    pub fn arrival(&mut self, now_ms: u64) {
+        self.roll(now_ms);
+        self.counting.1 = self.counting.1.saturating_add(1);
+        // Each arrival adds 1/τ to a rate that decays with time constant τ.
+        let rate = self.recent_per_hour(now_ms) + HOUR_MS as f64 / RECENT_MS;
+        self.recent = (rate * 10.0).round().min(f64::from(u32::MAX)) as u32;
+        self.recent_at = now_ms;
+    }
+
+    /// Expected arrivals per second now: the larger of the recent rate and this hour's history.
+    pub fn rate_per_second(&mut self, now_ms: u64) -> f64 {
+        self.roll(now_ms);
+        let hour = ((now_ms / HOUR_MS) % 24) as usize;
+        let history = self.hourly.get(hour).map_or(0.0, |&v| f64::from(v) / 10.0);
+        self.recent_per_hour(now_ms).max(history) / 3600.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY_MS: u64 = 24 * HOUR_MS;
+    const MONDAY: u64 = 1_795_392_000_000;
+
+    #[test]
+    fn the_recent_rate_rises_with_arrivals_and_decays() {
+        let mut baseline = Baseline::default();
+        for i in 0..6 {
+            baseline.arrival(MONDAY + i * 60_000);
+        }
+        let busy = baseline.rate_per_second(MONDAY + 5 * 60_000) * 3600.0;
+        assert!((25.0..45.0).contains(&busy), "≈ 36/h after one every minute: {busy}");
+        let later = baseline.rate_per_second(MONDAY + 65 * 60_000) * 3600.0;
+        assert!(later < busy / 100.0, "{later}");
+    }
+
+    #[test]
+    fn yesterdays_hour_is_remembered() {
+        let mut baseline = Baseline::default();
+        for i in 0..20 {
+            baseline.arrival(MONDAY + 9 * HOUR_MS + i * 180_000);
+        }
+        baseline.rate_per_second(MONDAY + 10 * HOUR_MS);
+        // A day later, before anything arrives, 09:00 expects 20 per hour; 15:00 nothing.
+        let nine = baseline.rate_per_second(MONDAY + DAY_MS + 9 * HOUR_MS) * 3600.0;
+        assert!((nine - 20.0).abs() < 0.01, "{nine}");
+        assert!(baseline.rate_per_second(MONDAY + DAY_MS + 15 * HOUR_MS) < 1e-3);
+    }
+}

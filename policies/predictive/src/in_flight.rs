@@ -1,0 +1,132 @@
+//! What is happening now: predecessors running (whose fan-out is expected) and the windows after completions
+//! in which a run's newly queued jobs count as the completed job's fan-out.
+
+use serde::{Deserialize, Serialize};
+
+/// A running job whose completion is expected to queue jobs. Stored as `[job id, key, started ms]`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Running(pub u64, pub u32, pub u64);
+
+impl Running {
+    /// The job's runner request id.
+    pub fn job_id(&self) -> u64 {
+        self.0
+    }
+    /// Its (workflow, job) key.
+    pub fn key(&self) -> u32 {
+        self.1
+    }
+    /// When it started, Unix ms.
+    pub fn started_ms(&self) -> u64 {
+        self.2
+    }
+}
+
+/// The window after a job of a run completed. Stored as `[run, key, closes ms, jobs queued since, jobs expected]`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Window(pub u64, pub u32, pub u64, pub u32, pub u32);
+
+impl Window {
+    /// The workflow run.
+    pub fn run(&self) -> u64 {
+        self.0
+    }
+    /// The completed job's key.
+    pub fn key(&self) -> u32 {
+        self.1
+    }
+    /// When it stops counting, Unix ms.
+    pub fn closes_ms(&self) -> u64 {
+        self.2
+    }
+    /// Jobs of the run queued since the completion.
+    pub fn queued(&self) -> u32 {
+        self.3
+    }
+    /// Expected jobs not queued yet.
+    pub fn outstanding(&self) -> u32 {
+        self.4.saturating_sub(self.3)
+    }
+}
+
+/// Most entries of each kind kept (the state bound holds either way; this bounds the work).
+const MAX_ENTRIES: usize = 512;
+
+/// Running predecessors and open windows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InFlight {
+    #[serde(rename = "r", default)]
+    pub running: Vec<Running>,
+    #[serde(rename = "w", default)]
+    pub windows: Vec<Window>,
+}
+
+impl InFlight {
+    /// A predecessor started.
+    pub fn started(&mut self, running: Running) {
+        if self.running.len() < MAX_ENTRIES && !self.running.iter().any(|r| r.job_id() == running.job_id()) {
+            self.running.push(running);
+        }
+    }
+
+    /// A job completed: it stops running and, if it belongs to a run, opens that run's window. The window it
+    /// replaces (an earlier completion of the run) is returned closed: jobs queued from now on are the new
+    /// completion's.
+    pub fn completed(&mut self, job_id: u64, window: Option<Window>) -> Option<Window> {
+        self.running.retain(|r| r.job_id() != job_id);
+        let window = window?;
+        let replaced = self.windows.iter().position(|w| w.run() == window.run()).map(|i| self.windows.remove(i));
+        if self.windows.len() < MAX_ENTRIES {
+            self.windows.push(window);
+        }
+        replaced
+    }
+
+    /// A job of `run` was queued: true when it is fan-out of a completion (an open window of its run), false when
+    /// it starts a run or nothing announced it.
+    pub fn queued(&mut self, run: u64) -> bool {
+        match self.windows.iter_mut().find(|w| w.run() == run && run != 0) {
+            Some(window) => {
+                window.3 = window.3.saturating_add(1);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes and returns the windows closed by `now_ms`.
+    pub fn close_windows(&mut self, now_ms: u64) -> Vec<Window> {
+        let (closed, open) = self.windows.iter().partition(|w| w.closes_ms() <= now_ms);
+        self.windows = open;
+        closed
+    }
+
+    /// Expected jobs not yet queued in open windows.
+    pub fn outstanding(&self) -> u32 {
+        self.windows.iter().map(Window::outstanding).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_keeps_one_window_and_queued_jobs_count_in_it() {
+        let mut in_flight = InFlight::default();
+        in_flight.started(Running(1, 7, 0));
+        in_flight.started(Running(1, 7, 0));
+        assert_eq!(in_flight.running.len(), 1);
+        assert_eq!(in_flight.completed(1, Some(Window(100, 7, 30_000, 0, 40))), None);
+        assert!(in_flight.running.is_empty());
+        assert!(in_flight.queued(100) && in_flight.queued(100));
+        assert!(!in_flight.queued(200), "another run's job starts that run");
+        assert_eq!(in_flight.outstanding(), 38);
+        let replaced = in_flight.completed(2, Some(Window(100, 8, 40_000, 0, 0))).unwrap();
+        assert_eq!((replaced.key(), replaced.queued()), (7, 2));
+        assert_eq!(in_flight.outstanding(), 0);
+        assert!(in_flight.close_windows(39_999).is_empty());
+        assert_eq!(in_flight.close_windows(40_000).len(), 1);
+        assert!(!in_flight.queued(0), "jobs of no known run start runs");
+    }
+}

@@ -1,0 +1,169 @@
+//! What the policy learns about each (workflow, job) pair: how many jobs its completion queues and how long it
+//! runs. Kept small: integers, one short array per pair, the least recently seen forgotten first.
+
+use serde::{Deserialize, Serialize};
+
+/// Weight of a new fan-out in its running average: fan-outs change when workflows do, so they are followed fast.
+const FANOUT_ALPHA: f64 = 0.3;
+/// Weight of a new duration: durations scatter run to run, so their mean and deviation average over ≈ 20 runs.
+const DURATION_ALPHA: f64 = 0.1;
+
+/// Identifies a job across runs: its workflow (without the ref, so branches share) and its name without a
+/// matrix suffix (`test (3/40)` → `test`), hashed to 32 bits.
+pub fn job_key(workflow_ref: &str, job_display_name: &str) -> u32 {
+    let workflow = workflow_ref.split('@').next().unwrap_or_default();
+    let name = match job_display_name.trim_end().strip_suffix(')').and_then(|s| s.rsplit_once(" (")) {
+        Some((base, _)) => base,
+        None => job_display_name.trim_end(),
+    };
+    // FNV-1a: stable across builds and platforms.
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in workflow.bytes().chain([0]).chain(name.bytes()) {
+        hash = (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193);
+    }
+    hash
+}
+
+/// One pair's history. Stored as `[key, fan-out ×100, completions seen, mean s ×10, deviation s ×10, last seen
+/// (minutes since the epoch)]`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(from = "[u32; 6]", into = "[u32; 6]")]
+pub struct Learned {
+    /// [`job_key`].
+    pub key: u32,
+    /// Jobs its run queues within the window after it completes (running average).
+    pub fanout: f64,
+    /// Completions whose fan-out was observed.
+    pub observed: u32,
+    /// Mean duration, seconds.
+    pub duration: f64,
+    /// Mean absolute deviation of the duration, seconds.
+    pub deviation: f64,
+    /// Last seen, minutes since the Unix epoch.
+    pub seen_minute: u32,
+}
+
+impl From<[u32; 6]> for Learned {
+    fn from([key, fanout, observed, duration, deviation, seen_minute]: [u32; 6]) -> Self {
+        Learned {
+            key,
+            fanout: f64::from(fanout) / 100.0,
+            observed,
+            duration: f64::from(duration) / 10.0,
+            deviation: f64::from(deviation) / 10.0,
+            seen_minute,
+        }
+    }
+}
+
+impl From<Learned> for [u32; 6] {
+    fn from(l: Learned) -> Self {
+        let fixed = |v: f64, scale: f64| (v * scale).round().clamp(0.0, f64::from(u32::MAX)) as u32;
+        [l.key, fixed(l.fanout, 100.0), l.observed, fixed(l.duration, 10.0), fixed(l.deviation, 10.0), l.seen_minute]
+    }
+}
+
+impl Learned {
+    fn new(key: u32, now_ms: u64) -> Self {
+        Learned { key, fanout: 0.0, observed: 0, duration: 0.0, deviation: 0.0, seen_minute: minute(now_ms) }
+    }
+
+    /// Folds in a completion's fan-out.
+    pub fn observe_fanout(&mut self, jobs: u32) {
+        let jobs = f64::from(jobs);
+        self.fanout = if self.observed == 0 { jobs } else { self.fanout + FANOUT_ALPHA * (jobs - self.fanout) };
+        self.observed = self.observed.saturating_add(1);
+    }
+
+    /// Folds in a run's duration.
+    pub fn observe_duration(&mut self, seconds: f64) {
+        if self.duration == 0.0 {
+            self.duration = seconds;
+            self.deviation = seconds * 0.1;
+        } else {
+            self.deviation += DURATION_ALPHA * ((seconds - self.duration).abs() - self.deviation);
+            self.duration += DURATION_ALPHA * (seconds - self.duration);
+        }
+    }
+}
+
+/// Minutes since the Unix epoch.
+fn minute(now_ms: u64) -> u32 {
+    (now_ms / 60_000).min(u64::from(u32::MAX)) as u32
+}
+
+/// Every pair's history, most recently seen last.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Memory(Vec<Learned>);
+
+impl Memory {
+    /// A pair's history, if known.
+    pub fn get(&self, key: u32) -> Option<&Learned> {
+        self.0.iter().find(|l| l.key == key)
+    }
+
+    /// A pair's history, created when new and marked as seen now; the least recently seen pairs beyond `limit`
+    /// are forgotten.
+    pub fn touch(&mut self, key: u32, now_ms: u64, limit: usize) -> &mut Learned {
+        let mut learned = match self.0.iter().position(|l| l.key == key) {
+            Some(index) => self.0.remove(index),
+            None => Learned::new(key, now_ms),
+        };
+        learned.seen_minute = minute(now_ms);
+        self.0.push(learned);
+        let excess = self.0.len().saturating_sub(limit.max(1));
+        self.0.drain(..excess);
+        self.0.last_mut().expect("just pushed")
+    }
+
+    /// Forgets the least recently seen pair; false when there is none.
+    pub fn forget_oldest(&mut self) -> bool {
+        (!self.0.is_empty()).then(|| self.0.remove(0)).is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matrix_jobs_and_branches_share_a_key() {
+        let main = "acme/app/.github/workflows/ci.yml@refs/heads/main";
+        let pr = "acme/app/.github/workflows/ci.yml@refs/pull/7/merge";
+        assert_eq!(job_key(main, "test (3/40)"), job_key(pr, "test (1/40)"));
+        assert_eq!(job_key(main, "test (ubuntu, 3)"), job_key(main, "test"));
+        assert_ne!(job_key(main, "test"), job_key(main, "build"));
+        assert_ne!(job_key(main, "build"), job_key("acme/api/.github/workflows/ci.yml@x", "build"));
+        assert_eq!(job_key("", "(weird)"), job_key("", "(weird)"));
+    }
+
+    #[test]
+    fn averages_follow_observations_and_round_trip_compactly() {
+        let mut memory = Memory::default();
+        let learned = memory.touch(1, 120_000, 8);
+        learned.observe_fanout(40);
+        learned.observe_fanout(30);
+        learned.observe_duration(300.0);
+        learned.observe_duration(240.0);
+        assert!((learned.fanout - 37.0).abs() < 1e-9);
+        assert!((learned.duration - 294.0).abs() < 1e-9);
+        assert!((learned.deviation - 33.0).abs() < 1e-9);
+        let json = serde_json::to_string(&memory).unwrap();
+        assert_eq!(json, "[[1,3700,2,2940,330,2]]");
+        assert_eq!(serde_json::from_str::<Memory>(&json).unwrap(), memory);
+    }
+
+    #[test]
+    fn the_least_recently_seen_are_forgotten_first() {
+        let mut memory = Memory::default();
+        for key in 0..5 {
+            memory.touch(key, u64::from(key) * 60_000, 3);
+        }
+        assert_eq!(memory.0.len(), 3);
+        assert!(memory.get(1).is_none() && memory.get(2).is_some());
+        memory.touch(2, 600_000, 3);
+        assert!(memory.forget_oldest());
+        assert!(memory.get(3).is_none() && memory.get(2).is_some());
+    }
+}

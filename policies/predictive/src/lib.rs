@@ -1,0 +1,229 @@
+//! `predictive`: warms runners before a workflow's fan-out arrives, from what the workflow did before.
+//!
+//! Real CI repeats itself: `build` runs for minutes, then its run queues a 40-way test matrix at once. From the job
+//! events the host passes to every decision (WIT 0.2.0), the policy learns per (workflow, job) pair how many jobs
+//! its completion queues (fan-out) and how long it runs. While such a job runs, the expected fan-out is asked for
+//! `leadSeconds` before the job's earliest likely end, so the runners have started when the matrix is queued; if
+//! the job runs far past its expected end, or fails, the runners are released. Jobs that start runs get a small idle
+//! pool sized by how often runs start (recently, and at this hour on past days).
+//!
+//! desired = minRunners + assigned jobs + warmed for running predecessors + outstanding fan-out + idle pool
+//!
+//! What it learns travels in the decision's `state`, which the listener persists, so it survives restarts; it is
+//! trimmed to `maxStateBytes` (keep it equal to the scale set's `spec.policy.limits.maxStateBytes`).
+//!
+//! ```json
+//! {"leadSeconds": 25, "prewarmFactor": 1.0, "maxPrewarm": 80, "earlyDeviations": 1.75, "patienceSeconds": 120,
+//!  "baselineFactor": 1.0, "maxBaseline": 8, "maxLearned": 48, "maxStateBytes": 4096}
+//! ```
+
+mod baseline;
+mod config;
+mod in_flight;
+mod learned;
+
+use gha_autoscaler_policy::prelude::*;
+use serde::{Deserialize, Serialize};
+
+pub use config::Config;
+use in_flight::{InFlight, Running, Window};
+use learned::{Learned, Memory, job_key};
+
+/// Everything the policy carries from decision to decision.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct State {
+    #[serde(rename = "m", default)]
+    memory: Memory,
+    #[serde(rename = "f", default)]
+    in_flight: InFlight,
+    #[serde(rename = "b", default)]
+    baseline: baseline::Baseline,
+}
+
+/// The predictive policy.
+#[derive(Debug, Clone)]
+pub struct Predictive {
+    config: Config,
+    /// The state last returned, decoded: the next input hands the same bytes back, so they need not be parsed.
+    last: Option<(Vec<u8>, State)>,
+}
+
+impl Policy for Predictive {
+    type Config = Option<Config>;
+    const NAME: &'static str = "predictive";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+
+    fn configure(_: &ScaleSetRef, config: Option<Config>) -> Result<Self, PolicyError> {
+        let config = config.unwrap_or_default();
+        config.validate()?;
+        Ok(Predictive { config, last: None })
+    }
+}
+
+/// A completed job whose conclusion says its dependents will run.
+fn succeeded(event: &JobEvent) -> bool {
+    event.conclusion.as_deref().is_none_or(|c| matches!(c, "succeeded" | "success" | "Succeeded" | ""))
+}
+
+/// Seconds as milliseconds.
+fn ms(seconds: f64) -> u64 {
+    (seconds.max(0.0) * 1000.0) as u64
+}
+
+impl Predictive {
+    fn load(&mut self, bytes: &[u8]) -> State {
+        match self.last.take() {
+            Some((last, state)) if last == bytes => state,
+            _ => state::load(bytes).unwrap_or_default(),
+        }
+    }
+
+    /// When a running predecessor's fan-out is worth runners: from `leadSeconds` before its earliest likely end
+    /// to `patienceSeconds` after its latest.
+    fn warm_span(&self, running: &Running, learned: &Learned) -> (u64, u64) {
+        let spread = self.config.early_deviations * learned.deviation;
+        let earliest = running.started_ms() + ms(learned.duration - spread);
+        let latest = running.started_ms() + ms(learned.duration + spread + self.config.patience_seconds);
+        (earliest.saturating_sub(ms(self.config.lead_seconds)), latest)
+    }
+
+    /// Learns from one job event.
+    fn observe(&self, state: &mut State, event: &JobEvent, now: u64) {
+        let limit = self.config.max_learned;
+        match event.phase {
+            JobPhase::Available => {
+                if !state.in_flight.queued(event.workflow_run_id) {
+                    state.baseline.arrival(now);
+                }
+            }
+            JobPhase::Assigned => {}
+            JobPhase::Started => {
+                let key = job_key(&event.workflow_ref, &event.job_display_name);
+                let predicts = state.memory.get(key).is_some_and(|l| l.fanout >= self.config.min_fanout);
+                if predicts {
+                    state.in_flight.started(Running(event.job_id, key, event.started_unix_ms.unwrap_or(now)));
+                }
+            }
+            JobPhase::Completed if !succeeded(event) => {
+                // A failed or cancelled job's dependents are skipped: not what it normally does, so not learned.
+                state.in_flight.completed(event.job_id, None);
+            }
+            JobPhase::Completed => {
+                let key = job_key(&event.workflow_ref, &event.job_display_name);
+                let tracked = state.in_flight.running.iter().find(|r| r.job_id() == event.job_id);
+                let started = event.started_unix_ms.or(tracked.map(Running::started_ms));
+                let learned = state.memory.touch(key, now, limit);
+                if let Some(started) = started {
+                    let finished = event.finished_unix_ms.unwrap_or(now);
+                    learned.observe_duration(finished.saturating_sub(started) as f64 / 1000.0);
+                }
+                let expected = if learned.fanout >= self.config.min_fanout {
+                    (learned.fanout * self.config.prewarm_factor).round() as u32
+                } else {
+                    0
+                };
+                let window = (event.workflow_run_id != 0)
+                    .then(|| Window(event.workflow_run_id, key, now + ms(self.config.window_seconds), 0, expected));
+                if let Some(replaced) = state.in_flight.completed(event.job_id, window) {
+                    state.memory.touch(replaced.key(), now, limit).observe_fanout(replaced.queued());
+                }
+            }
+        }
+    }
+
+    /// Trims what is remembered until the encoded state fits `maxStateBytes`: the least recently seen pairs
+    /// first, then the oldest in-flight entries.
+    fn encode(&self, state: &mut State) -> Vec<u8> {
+        loop {
+            let bytes = state::save(state);
+            if bytes.len() <= self.config.max_state_bytes {
+                return bytes;
+            }
+            let in_flight = &mut state.in_flight;
+            if !state.memory.forget_oldest()
+                && in_flight.windows.drain(..in_flight.windows.len().min(1)).next().is_none()
+                && in_flight.running.drain(..in_flight.running.len().min(1)).next().is_none()
+            {
+                return bytes;
+            }
+        }
+    }
+}
+
+impl Scaler for Predictive {
+    fn decide(&mut self, input: &ScaleInput) -> Result<ScaleDecision, PolicyError> {
+        let now = input.now_unix_ms;
+        let mut state = self.load(&input.state);
+        let limit = self.config.max_learned;
+        for closed in state.in_flight.close_windows(now) {
+            state.memory.touch(closed.key(), now, limit).observe_fanout(closed.queued());
+        }
+        for event in &input.job_events {
+            self.observe(&mut state, event, now);
+        }
+
+        // Runners for the fan-outs of running predecessors, and for fan-out announced but not queued yet.
+        let mut requeue_at: Vec<u64> = state.in_flight.windows.iter().map(Window::closes_ms).collect();
+        let mut warming = 0.0;
+        let mut predecessors = 0;
+        let running = std::mem::take(&mut state.in_flight.running);
+        for r in running {
+            let Some(learned) = state.memory.get(r.key()).copied() else { continue };
+            let (from, until) = self.warm_span(&r, &learned);
+            if now >= until {
+                continue; // ran far past its expected end: its runners are released and it is forgotten
+            }
+            if now >= from {
+                warming += learned.fanout * self.config.prewarm_factor;
+                predecessors += 1;
+            } else {
+                requeue_at.push(from);
+            }
+            requeue_at.push(until);
+            state.in_flight.running.push(r);
+        }
+        let outstanding = state.in_flight.outstanding();
+        let prewarm = (warming.round() as u32).saturating_add(outstanding);
+        let prewarm = self.config.max_prewarm.map_or(prewarm, |cap| prewarm.min(cap));
+
+        // The idle pool: enough runners for the run-starting jobs that arrive while a runner starts, in five cases
+        // of six (Poisson mean plus one standard deviation). Runners warming for a fan-out are idle too and serve
+        // them first (one taken is replaced at once), so they count towards it.
+        let expected = state.baseline.rate_per_second(now) * self.config.lead_seconds * self.config.baseline_factor;
+        let wanted = if expected < 0.05 { 0 } else { (expected + expected.sqrt()).ceil() as u32 };
+        let wanted = wanted.min(self.config.max_baseline);
+        let pool = wanted.saturating_sub(prewarm);
+
+        let floor = input.bounds.min_runners;
+        let assigned = input.statistics.assigned_jobs;
+        let desired = floor.saturating_add(assigned).saturating_add(prewarm).saturating_add(pool);
+        let quiet =
+            input.job_events_since_previous == 0 && input.job_events.is_empty() && input.job_events_dropped == 0;
+        metrics::gauge_set("prewarmed_runners", f64::from(prewarm), &[]);
+        let bytes = self.encode(&mut state);
+        self.last = Some((bytes.clone(), state));
+        Ok(ScaleDecision {
+            desired_runners: desired,
+            max_capacity: Some(input.bounds.max_runners),
+            min_runners: floor,
+            drain: quiet,
+            requeue_after_ms: requeue_at
+                .into_iter()
+                .filter(|&at| at > now)
+                .min()
+                .map(|at| (at - now).clamp(1000, u64::from(u32::MAX)) as u32),
+            reason: format!(
+                "floor {floor} + assigned {assigned} + warming {prewarm} ({predecessors} predecessors, {outstanding} \
+                 announced) + pool {pool}"
+            ),
+            state: bytes,
+            attributes: Vec::new(),
+        })
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+gha_autoscaler_policy::export_policy!(Predictive: Scaler);
+
+#[cfg(test)]
+mod tests;
