@@ -38,6 +38,8 @@ pub struct JobSpec {
     pub event_name: String,
     /// Job name.
     pub display_name: String,
+    /// The workflow run it belongs to; 0 = a run of its own (the job's id).
+    pub workflow_run_id: i64,
     /// How long the simulated runner works on it.
     pub duration_ms: u64,
 }
@@ -824,7 +826,7 @@ fn fields(job: &Job) -> JobFields {
         job_id: format!("job-{}", job.id),
         job_workflow_ref: job.spec.workflow_ref.clone(),
         job_display_name: job.spec.display_name.clone(),
-        workflow_run_id: job.id,
+        workflow_run_id: if job.spec.workflow_run_id > 0 { job.spec.workflow_run_id } else { job.id },
         event_name: job.spec.event_name.clone(),
         request_labels: job.spec.labels.clone(),
         queue_time: Some(job.queue_time),

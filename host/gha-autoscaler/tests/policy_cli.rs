@@ -33,12 +33,32 @@ fn the_example_suites_pass() {
             "test",
             "examples/policy-tests/arc-default.yaml",
             "examples/policy-tests/warm-pool.yaml",
+            "examples/policy-tests/predictive.yaml",
             "examples/policy-tests/pod-shaper.yaml",
         ],
         None,
     );
     assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
-    assert!(text(&out.stdout).ends_with("8 passed, 0 failed\n"), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).ends_with("9 passed, 0 failed\n"), "{}", text(&out.stdout));
+}
+
+/// The shipped policies as built for WIT 0.1.0 (`host/policy-engine/fixtures/wit-0.1.0`) still pass their suites.
+#[test]
+fn policies_built_for_wit_0_1_pass_their_suites_and_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = repo_root().join("host/policy-engine/fixtures/wit-0.1.0");
+    for (suite, component) in [("warm-pool", "warm_pool.wasm"), ("pod-shaper", "pod_shaper.wasm")] {
+        let component = fixtures.join(component);
+        let inspected = gha(&["policy", "inspect", component.to_str().unwrap()], None);
+        assert!(text(&inspected.stdout).contains("gha-autoscaler:policy@0.1.0"), "{}", text(&inspected.stdout));
+        let yaml = std::fs::read_to_string(repo_root().join(format!("examples/policy-tests/{suite}.yaml"))).unwrap();
+        let yaml = yaml.replace(&format!("policy: {suite}\n"), &format!("policy: {}\n", component.display()));
+        let path = dir.path().join(format!("{suite}.yaml"));
+        std::fs::write(&path, yaml).unwrap();
+        let out = gha(&["policy", "test", path.to_str().unwrap()], None);
+        assert!(out.status.success(), "{suite}: {}{}", text(&out.stdout), text(&out.stderr));
+        assert!(text(&out.stdout).contains(" 0 failed"), "{}", text(&out.stdout));
+    }
 }
 
 #[test]

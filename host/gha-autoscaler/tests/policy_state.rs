@@ -6,12 +6,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine as _;
+use gha_actions_fake::{JobSpec, JobState};
 use gha_controller::autoscaling_listener::DECISION_LOG_ANNOTATION;
 use gha_controller::autoscaling_runner_set::listener_name;
 use gha_controller::listener_pod::policy_state_name;
 use gha_crds::{PolicySourceSpec, PolicySpecCr};
 use gha_policy_engine::DecisionRecord;
-use gha_sandbox::{CONTROLLER_NAMESPACE, RUNNER_NAMESPACE, Sandbox, SandboxOptions, ensure, eventually};
+use gha_sandbox::{CONTROLLER_NAMESPACE, RUNNER_NAMESPACE, Sandbox, SandboxOptions, ensure, eventually, job};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
@@ -50,16 +51,32 @@ async fn first_decision_after(dir: &Path, seen: usize) -> DecisionRecord {
     found.unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restarted_listener_decides_with_the_state_its_predecessor_stored_and_drops_a_corrupt_one() {
-    let logs = tempfile::tempdir().unwrap();
-    let sandbox = Sandbox::start(SandboxOptions {
+async fn start_sandbox(logs: &Path) -> Sandbox {
+    Sandbox::start(SandboxOptions {
         listener_binary: Some(env!("CARGO_BIN_EXE_gha-autoscaler").into()),
-        container_log_dir: Some(logs.path().to_path_buf()),
+        container_log_dir: Some(logs.to_path_buf()),
         ..SandboxOptions::default()
     })
     .await
-    .unwrap();
+    .unwrap()
+}
+
+/// The stored state of a scale set's policy, decoded.
+async fn stored_state(
+    sandbox: &Sandbox,
+    ars: &gha_crds::AutoscalingRunnerSet,
+) -> Result<(Option<String>, Vec<u8>), String> {
+    let maps: Api<ConfigMap> = Api::namespaced(sandbox.client.clone(), RUNNER_NAMESPACE);
+    let map = maps.get(&policy_state_name(&listener_name(ars))).await.map_err(|e| e.to_string())?;
+    let data = map.data.unwrap_or_default();
+    let state = data.get("state").map(|s| base64::engine::general_purpose::STANDARD.decode(s).unwrap());
+    Ok((data.get("policy").cloned(), state.unwrap_or_default()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_listener_decides_with_the_state_its_predecessor_stored_and_drops_a_corrupt_one() {
+    let logs = tempfile::tempdir().unwrap();
+    let sandbox = start_sandbox(logs.path()).await;
     let policy = PolicySpecCr {
         source: PolicySourceSpec { built_in: Some("warm-pool".into()), ..Default::default() },
         config: Some(json!({"scaleFactor": 0.5, "maxScaleUpPerMinute": 50})),
@@ -71,15 +88,9 @@ async fn a_restarted_listener_decides_with_the_state_its_predecessor_stored_and_
     let maps: Api<ConfigMap> = Api::namespaced(sandbox.client.clone(), RUNNER_NAMESPACE);
     let state_map = policy_state_name(&listener_name(&ars));
 
-    let stored = |map: &ConfigMap| {
-        let data = map.data.clone().unwrap_or_default();
-        let state = data.get("state").map(|s| base64::engine::general_purpose::STANDARD.decode(s).unwrap());
-        (data.get("policy").cloned(), state)
-    };
     eventually("the listener stored its policy's state", Duration::from_secs(60), || async {
-        let map = maps.get(&state_map).await.map_err(|e| e.to_string())?;
-        let (policy, state) = stored(&map);
-        ensure(policy.as_deref() == Some("warm-pool") && state.is_some_and(|s| !s.is_empty()), || format!("{map:?}"))
+        let (policy, state) = stored_state(&sandbox, &ars).await?;
+        ensure(policy.as_deref() == Some("warm-pool") && !state.is_empty(), || format!("{policy:?} {state:?}"))
     })
     .await;
     let before = decisions(logs.path());
@@ -99,5 +110,60 @@ async fn a_restarted_listener_decides_with_the_state_its_predecessor_stored_and_
     let fresh = first_decision_after(logs.path(), seen).await;
     assert!(fresh.input.state.is_empty(), "a corrupt state was restored");
     assert_eq!(fresh.outcome, "policy", "the new listener decides with its policy");
+    sandbox.stop().await;
+}
+
+/// A job of workflow run `run` on the scale set.
+fn run_job(run: i64, name: &str, duration_ms: u64) -> JobSpec {
+    JobSpec { workflow_run_id: run, display_name: name.into(), ..job(&[LEARNER], duration_ms) }
+}
+
+const LEARNER: &str = "learner";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_predictive_learned_before_a_restart_warms_runners_after_it() {
+    let logs = tempfile::tempdir().unwrap();
+    let sandbox = start_sandbox(logs.path()).await;
+    let policy = PolicySpecCr {
+        source: PolicySourceSpec { built_in: Some("predictive".into()), ..Default::default() },
+        // Sandbox runners start in about a second: a short lead, no idle pool, a short fan-out window.
+        config: Some(json!({"leadSeconds": 2, "baselineFactor": 0, "windowSeconds": 4})),
+        ..Default::default()
+    };
+    let mut ars = sandbox.runner_set(LEARNER, 0, 10, Some(policy));
+    ars.annotations_mut().insert(DECISION_LOG_ANNOTATION.into(), "true".into());
+    sandbox.apply(&ars).await.unwrap();
+
+    // Run 1: a 4-second build, then its 4 tests (queued when it has completed, as GitHub does).
+    let build = sandbox.fake.enqueue(run_job(1, "build", 4000));
+    eventually("run 1's build completed", Duration::from_secs(60), || {
+        let state = sandbox.fake.with_state(|s| s.jobs().into_iter().find(|j| j.id == build).map(|j| j.state));
+        async move { ensure(state == Some(JobState::Completed), || format!("{state:?}")) }
+    })
+    .await;
+    for i in 1..=4 {
+        sandbox.fake.enqueue(run_job(1, &format!("test ({i}/4)"), 1000));
+    }
+    // The learned fan-out (4 jobs, stored ×100) reaches the stored state.
+    eventually("the learned fan-out is stored", Duration::from_secs(60), || async {
+        let (_, state) = stored_state(&sandbox, &ars).await?;
+        let state: serde_json::Value = serde_json::from_slice(&state).map_err(|e| e.to_string())?;
+        let learned = state["m"].as_array().cloned().unwrap_or_default();
+        ensure(learned.iter().any(|pair| pair[1] == 400), || format!("{state}"))
+    })
+    .await;
+
+    restart_listener(&sandbox).await;
+    let seen = decisions(logs.path()).len();
+    // Run 2's build: the new listener warms runners for its 4 tests before it ends.
+    sandbox.fake.enqueue(run_job(2, "build", 10_000));
+    eventually("the new listener warms for run 2's tests", Duration::from_secs(60), || {
+        let warmed = decisions(logs.path())
+            .into_iter()
+            .skip(seen)
+            .any(|r| r.output.reason.contains("warming 4 (1 predecessors") && r.output.desired_runners >= 5);
+        async move { ensure(warmed, || "no warming decision yet".to_string()) }
+    })
+    .await;
     sandbox.stop().await;
 }

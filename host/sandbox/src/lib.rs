@@ -362,6 +362,7 @@ pub fn job(labels: &[&str], duration_ms: u64) -> JobSpec {
         workflow_ref: "acme/app/.github/workflows/ci.yml@refs/heads/main".into(),
         event_name: "push".into(),
         display_name: "build".into(),
+        workflow_run_id: 0,
         duration_ms,
     }
 }

@@ -98,6 +98,7 @@ impl<'a> TraceFeed<'a> {
         if let Some(name) = &spec.job {
             job.display_name = name.clone();
         }
+        job.workflow_run_id = spec.run.map_or(0, |run| i64::try_from(run).unwrap_or(i64::MAX));
         self.ids[index] = Some(fake.enqueue(job));
     }
 }

@@ -91,12 +91,14 @@ impl Predictive {
     fn observe(&self, state: &mut State, event: &JobEvent, now: u64) {
         let limit = self.config.max_learned;
         match event.phase {
-            JobPhase::Available => {
+            // Every job the scale set gets is assigned to it (on GitHub Enterprise Server after an `available`
+            // message, on github.com at once), so `assigned` counts each job once.
+            JobPhase::Available => {}
+            JobPhase::Assigned => {
                 if !state.in_flight.queued(event.workflow_run_id) {
                     state.baseline.arrival(now);
                 }
             }
-            JobPhase::Assigned => {}
             JobPhase::Started => {
                 let key = job_key(&event.workflow_ref, &event.job_display_name);
                 let predicts = state.memory.get(key).is_some_and(|l| l.fanout >= self.config.min_fanout);

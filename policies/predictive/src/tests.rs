@@ -55,11 +55,11 @@ fn input(now: u64, assigned: u32, events: Vec<JobEvent>) -> ScaleInput {
 /// One run of `build` (300 s) → 40 tests, starting at `at`; returns the time the tests were queued.
 fn teach_one_run(replay: &mut Replay<Predictive>, run: u64, at: u64) -> u64 {
     let build = run * 100;
-    replay.step(input(at, 1, vec![event(JobPhase::Available, run, build, "build")])).unwrap();
+    replay.step(input(at, 1, vec![event(JobPhase::Assigned, run, build, "build")])).unwrap();
     replay.step(input(at + 20 * S, 1, vec![started(run, build, "build", at + 20 * S)])).unwrap();
     let done = at + 320 * S;
     let mut events = vec![completed(run, build, "build", at + 20 * S, done)];
-    events.extend((1..=40).map(|i| event(JobPhase::Available, run, build + i, &format!("test ({i}/40)"))));
+    events.extend((1..=40).map(|i| event(JobPhase::Assigned, run, build + i, &format!("test ({i}/40)"))));
     replay.step(input(done, 40, events)).unwrap();
     done
 }
@@ -81,7 +81,7 @@ fn a_learned_fanout_is_warmed_before_the_predecessor_ends_and_not_counted_twice(
     // The build ends and its 40 tests are queued (assigned counts them): nothing is added on top.
     let end = start + 290 * S;
     let mut events = vec![completed(2, 200, "build", start, end)];
-    events.extend((1..=40).map(|i| event(JobPhase::Available, 2, 200 + i, &format!("test ({i}/40)"))));
+    events.extend((1..=40).map(|i| event(JobPhase::Assigned, 2, 200 + i, &format!("test ({i}/40)"))));
     let d = replay.step(input(end, 40, events)).unwrap();
     assert_eq!(d.desired_runners, 40, "{}", d.reason);
 }
@@ -98,7 +98,7 @@ fn announced_fanout_holds_runners_until_it_is_queued() {
     let d = replay.step(input(end, 0, vec![completed(2, 200, "build", start, end)])).unwrap();
     assert_eq!(d.desired_runners, 40, "{}", d.reason);
     assert!(!d.drain);
-    let tests = (1..=40).map(|i| event(JobPhase::Available, 2, 200 + i, &format!("test ({i}/40)"))).collect();
+    let tests = (1..=40).map(|i| event(JobPhase::Assigned, 2, 200 + i, &format!("test ({i}/40)"))).collect();
     assert_eq!(replay.step(input(end + 3 * S, 40, tests)).unwrap().desired_runners, 40);
 }
 
@@ -153,7 +153,7 @@ fn garbage_state_is_a_fresh_start_and_state_stays_within_its_bound() {
                 let run = batch * 50 + i + 1;
                 let mut e = completed(run, run, &format!("job-{run}"), now - 5 * S, now);
                 e.workflow_ref = format!("acme/repo-{run}/.github/workflows/ci.yml@main");
-                [e, event(JobPhase::Available, run, run + 10_000, "next")]
+                [e, event(JobPhase::Assigned, run, run + 10_000, "next")]
             })
             .collect();
         let d = replay.step(input(now, 0, events)).unwrap();
@@ -165,7 +165,7 @@ fn garbage_state_is_a_fresh_start_and_state_stays_within_its_bound() {
 fn runs_starting_often_keep_a_small_idle_pool() {
     let mut replay = Replay::new(policy(r#"{"maxBaseline": 3}"#));
     assert_eq!(replay.step(input(T0, 0, vec![])).unwrap().desired_runners, 0);
-    let root = |i: u64| vec![event(JobPhase::Available, 1000 + i, i, "lint")];
+    let root = |i: u64| vec![event(JobPhase::Assigned, 1000 + i, i, "lint")];
     // A run every 30 s for 10 minutes: ≈ 0.5 arrive while a runner starts (25 s); two idle runners cover that
     // five times in six.
     let mut d = replay.step(input(T0, 1, root(0))).unwrap();
