@@ -35,8 +35,9 @@
 
 pub use gha_autoscaler_policy_types as types;
 pub use types::{
-    Attributes, Bounds, JobEvent, JobPhase, JobStatistics, PodMetadata, PolicyError, PolicyInfo, PreviousDecision,
-    RunnerCounts, RunnerInfo, RunnerPhase, ScaleDecision, ScaleDownInput, ScaleInput, ScaleSetRef, attribute,
+    Attributes, Bounds, JobEvent, JobEventRef, JobEvents, JobPhase, JobStatistics, PodMetadata, PolicyError,
+    PolicyInfo, PreviousDecision, RunnerCounts, RunnerInfo, RunnerPhase, ScaleDecision, ScaleDownInput, ScaleInput,
+    ScaleSetRef, attribute,
 };
 
 #[doc(hidden)]

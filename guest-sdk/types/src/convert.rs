@@ -6,7 +6,8 @@
 /// both generators follow the WIT.
 ///
 /// `wit_conversions!($w, v0_1)` is for bindings of the frozen 0.1.0 WIT, whose `scale-input`, `job-event` and
-/// `job-phase` lack what 0.2.0 added: it leaves those three out, for the invoking crate to write.
+/// `job-phase` lack what 0.2.0 added (and which has no `job-events`): it leaves those out, for the invoking crate
+/// to write what it needs.
 #[macro_export]
 macro_rules! wit_conversions {
     ($w:path) => {
@@ -19,6 +20,11 @@ macro_rules! wit_conversions {
             $crate::__wit_record!(JobEvent {
                 phase, job_id, runner_name, repository, workflow_ref, workflow_run_id, job_display_name, event_name,
                 labels, queued_unix_ms, started_unix_ms, finished_unix_ms, conclusion, attributes,
+            });
+            $crate::__wit_record!(JobEvents {
+                strings, label_sets, phases, job_ids, workflow_run_ids, repositories, workflow_refs,
+                job_display_names, event_names, labels, queued_unix_ms, started_unix_ms, finished_unix_ms,
+                conclusions,
             });
         });
     };

@@ -9,6 +9,9 @@
 use serde::{Deserialize, Serialize};
 
 mod convert;
+mod job_events;
+
+pub use job_events::{JobEventRef, JobEvents, JobEventsBuilder, NO_CONCLUSION};
 
 /// Extensible key/value pairs (WIT `attributes`).
 pub type Attributes = Vec<(String, String)>;
@@ -114,7 +117,7 @@ pub struct ScaleInput {
     /// JobStarted/JobCompleted events handled since the previous decision.
     pub job_events_since_previous: u32,
     /// The job messages handled since the previous decision, oldest first, at most [`MAX_JOB_EVENTS`].
-    pub job_events: Vec<JobEvent>,
+    pub job_events: JobEvents,
     /// Job messages since the previous decision that `job_events` left out.
     pub job_events_dropped: u32,
     /// Opaque state returned by the previous decision (after a listener restart, the last state it persisted).

@@ -302,7 +302,7 @@ impl<C: Cluster> Listener<C> {
                 }
                 JobPhase::Available | JobPhase::Assigned => {}
             }
-            self.state.job_events.push(event);
+            self.state.job_events.push(&event);
         }
         self.session.acknowledge(message.id, delivered_by).await;
         self.decide().await;
@@ -343,7 +343,7 @@ impl<C: Cluster> Listener<C> {
             bounds: self.bounds,
             previous,
             job_events_since_previous: self.state.events_since,
-            job_events: Vec::new(),
+            job_events: Default::default(),
             job_events_dropped: 0,
             state,
             attributes: Vec::new(),

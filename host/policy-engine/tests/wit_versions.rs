@@ -62,7 +62,8 @@ async fn a_0_1_policy_loads_and_decides_as_the_same_policy_built_for_0_2() {
         i.now_unix_ms += step as u64 * 30_000;
         i.bounds.max_runners = 50;
         i.runners = RunnerCounts { current: assigned, running: assigned, ..Default::default() };
-        i.job_events = vec![event(JobPhase::Available, step as u64), event(JobPhase::Started, step as u64)];
+        i.job_events =
+            [event(JobPhase::Available, step as u64), event(JobPhase::Started, step as u64)].into_iter().collect();
         i.job_events_since_previous = 1;
         let (a, b) = (old_replay.step(i.clone()).unwrap(), new_replay.step(i).unwrap());
         assert_eq!(a.outcome, Outcome::Policy, "step {step}: {:?}", a.outcome);

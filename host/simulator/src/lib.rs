@@ -195,7 +195,7 @@ impl World<'_> {
     fn job_event(&mut self, phase: JobPhase, job: usize, runner: Option<&str>, now_ms: u64) {
         let epoch = self.options.epoch_unix_ms;
         let trace = &self.trace[job];
-        self.job_events.push(JobEvent {
+        self.job_events.push(&JobEvent {
             phase,
             job_id: job as u64 + 1,
             runner_name: runner.unwrap_or_default().to_string(),
@@ -250,7 +250,7 @@ impl World<'_> {
             bounds: Bounds { min_runners: self.options.model.min_runners, max_runners: self.options.model.max_runners },
             previous: None,
             job_events_since_previous: self.events_since,
-            job_events: Vec::new(),
+            job_events: Default::default(),
             job_events_dropped: 0,
             state: Vec::new(),
             attributes: Vec::new(),

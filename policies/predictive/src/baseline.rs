@@ -45,12 +45,15 @@ impl Baseline {
         self.counting = (hour, 0);
     }
 
-    /// A job that starts a run was queued.
-    pub fn arrival(&mut self, now_ms: u64) {
+    /// `count` jobs that start runs were queued.
+    pub fn arrivals(&mut self, now_ms: u64, count: u32) {
+        if count == 0 {
+            return;
+        }
         self.roll(now_ms);
-        self.counting.1 = self.counting.1.saturating_add(1);
+        self.counting.1 = self.counting.1.saturating_add(count);
         // Each arrival adds 1/τ to a rate that decays with time constant τ.
-        let rate = self.recent_per_hour(now_ms) + HOUR_MS as f64 / RECENT_MS;
+        let rate = self.recent_per_hour(now_ms) + f64::from(count) * HOUR_MS as f64 / RECENT_MS;
         self.recent = (rate * 10.0).round().min(f64::from(u32::MAX)) as u32;
         self.recent_at = now_ms;
     }
@@ -75,7 +78,7 @@ mod tests {
     fn the_recent_rate_rises_with_arrivals_and_decays() {
         let mut baseline = Baseline::default();
         for i in 0..6 {
-            baseline.arrival(MONDAY + i * 60_000);
+            baseline.arrivals(MONDAY + i * 60_000, 1);
         }
         let busy = baseline.rate_per_second(MONDAY + 5 * 60_000) * 3600.0;
         assert!((25.0..45.0).contains(&busy), "≈ 36/h after one every minute: {busy}");
@@ -87,7 +90,7 @@ mod tests {
     fn yesterdays_hour_is_remembered() {
         let mut baseline = Baseline::default();
         for i in 0..20 {
-            baseline.arrival(MONDAY + 9 * HOUR_MS + i * 180_000);
+            baseline.arrivals(MONDAY + 9 * HOUR_MS + i * 180_000, 1);
         }
         baseline.rate_per_second(MONDAY + 10 * HOUR_MS);
         // A day later, before anything arrives, 09:00 expects 20 per hour; 15:00 nothing.

@@ -29,7 +29,8 @@ pub struct Config {
     /// Most (workflow, job) pairs remembered; the least recently seen are forgotten first.
     pub max_learned: usize,
     /// Largest state the policy returns: keep it equal to the scale set's `spec.policy.limits.maxStateBytes`
-    /// (the host refuses larger states). What is learned is trimmed to fit.
+    /// (the host refuses larger states). The oldest in-flight entries, then the least recently seen pairs, are
+    /// dropped to fit.
     pub max_state_bytes: usize,
 }
 

@@ -1,7 +1,9 @@
 //! What is happening now: predecessors running (whose fan-out is expected) and the windows after completions
 //! in which a run's newly queued jobs count as the completed job's fan-out.
 
-use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A running job whose completion is expected to queue jobs. Stored as `[job id, key, started ms]`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -49,16 +51,26 @@ impl Window {
     }
 }
 
-/// Most entries of each kind kept (the state bound holds either way; this bounds the work).
-const MAX_ENTRIES: usize = 512;
+/// Most entries of each kind kept: runs completing jobs within one window beyond this are not learned from,
+/// which keeps the state small and a decision's work bounded (the state bound holds either way).
+const MAX_ENTRIES: usize = 48;
 
-/// Running predecessors and open windows.
+/// Running predecessors and open windows (one per run, found by run).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct InFlight {
     #[serde(rename = "r", default)]
     pub running: Vec<Running>,
-    #[serde(rename = "w", default)]
-    pub windows: Vec<Window>,
+    #[serde(rename = "w", default, serialize_with = "windows_out", deserialize_with = "windows_in")]
+    windows: BTreeMap<u64, Window>,
+}
+
+/// Windows are stored as a list.
+fn windows_out<S: Serializer>(windows: &BTreeMap<u64, Window>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(windows.values())
+}
+
+fn windows_in<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<u64, Window>, D::Error> {
+    Ok(Vec::<Window>::deserialize(d)?.into_iter().map(|w| (w.run(), w)).collect())
 }
 
 impl InFlight {
@@ -75,17 +87,16 @@ impl InFlight {
     pub fn completed(&mut self, job_id: u64, window: Option<Window>) -> Option<Window> {
         self.running.retain(|r| r.job_id() != job_id);
         let window = window?;
-        let replaced = self.windows.iter().position(|w| w.run() == window.run()).map(|i| self.windows.remove(i));
-        if self.windows.len() < MAX_ENTRIES {
-            self.windows.push(window);
+        if self.windows.len() >= MAX_ENTRIES && !self.windows.contains_key(&window.run()) {
+            return None;
         }
-        replaced
+        self.windows.insert(window.run(), window)
     }
 
     /// A job of `run` was queued: true when it is fan-out of a completion (an open window of its run), false when
     /// it starts a run or nothing announced it.
     pub fn queued(&mut self, run: u64) -> bool {
-        match self.windows.iter_mut().find(|w| w.run() == run && run != 0) {
+        match self.windows.get_mut(&run).filter(|_| run != 0) {
             Some(window) => {
                 window.3 = window.3.saturating_add(1);
                 true
@@ -96,14 +107,30 @@ impl InFlight {
 
     /// Removes and returns the windows closed by `now_ms`.
     pub fn close_windows(&mut self, now_ms: u64) -> Vec<Window> {
-        let (closed, open) = self.windows.iter().partition(|w| w.closes_ms() <= now_ms);
-        self.windows = open;
+        let closed: Vec<Window> = self.windows.values().filter(|w| w.closes_ms() <= now_ms).copied().collect();
+        for window in &closed {
+            self.windows.remove(&window.run());
+        }
         closed
+    }
+
+    /// The open windows.
+    pub fn windows(&self) -> impl Iterator<Item = &Window> {
+        self.windows.values()
+    }
+
+    /// Drops the `count` windows that close first.
+    pub fn drop_oldest_windows(&mut self, count: usize) {
+        let mut windows: Vec<Window> = self.windows.values().copied().collect();
+        windows.sort_by_key(Window::closes_ms);
+        for window in windows.iter().take(count) {
+            self.windows.remove(&window.run());
+        }
     }
 
     /// Expected jobs not yet queued in open windows.
     pub fn outstanding(&self) -> u32 {
-        self.windows.iter().map(Window::outstanding).sum()
+        self.windows.values().map(Window::outstanding).sum()
     }
 }
 

@@ -11,17 +11,28 @@ const DURATION_ALPHA: f64 = 0.1;
 /// Identifies a job across runs: its workflow (without the ref, so branches share) and its name without a
 /// matrix suffix (`test (3/40)` → `test`), hashed to 32 bits.
 pub fn job_key(workflow_ref: &str, job_display_name: &str) -> u32 {
-    let workflow = workflow_ref.split('@').next().unwrap_or_default();
-    let name = match job_display_name.trim_end().strip_suffix(')').and_then(|s| s.rsplit_once(" (")) {
-        Some((base, _)) => base,
-        None => job_display_name.trim_end(),
-    };
-    // FNV-1a: stable across builds and platforms.
-    let mut hash: u32 = 0x811c_9dc5;
-    for byte in workflow.bytes().chain([0]).chain(name.bytes()) {
-        hash = (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193);
-    }
-    hash
+    combine(workflow_hash(workflow_ref), name_hash(job_display_name))
+}
+
+/// The workflow half of [`job_key`].
+pub fn workflow_hash(workflow_ref: &str) -> u32 {
+    fnv1a(workflow_ref.split('@').next().unwrap_or_default())
+}
+
+/// The job-name half of [`job_key`].
+pub fn name_hash(job_display_name: &str) -> u32 {
+    let name = job_display_name.trim_end();
+    fnv1a(name.strip_suffix(')').and_then(|s| s.rsplit_once(" (")).map_or(name, |(base, _)| base))
+}
+
+/// A [`job_key`] from its halves.
+pub fn combine(workflow: u32, name: u32) -> u32 {
+    workflow.rotate_left(5) ^ name.wrapping_mul(0x9e37_79b1)
+}
+
+/// FNV-1a: stable across builds and platforms.
+fn fnv1a(text: &str) -> u32 {
+    text.bytes().fold(0x811c_9dc5, |hash, byte| (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193))
 }
 
 /// One pair's history. Stored as `[key, fan-out ×100, completions seen, mean s ×10, deviation s ×10, last seen
@@ -117,9 +128,19 @@ impl Memory {
         self.0.last_mut().expect("just pushed")
     }
 
-    /// Forgets the least recently seen pair; false when there is none.
-    pub fn forget_oldest(&mut self) -> bool {
-        (!self.0.is_empty()).then(|| self.0.remove(0)).is_some()
+    /// Forgets the `count` least recently seen pairs.
+    pub fn forget_oldest(&mut self, count: usize) {
+        self.0.drain(..count.min(self.0.len()));
+    }
+
+    /// Pairs remembered.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Nothing learned yet.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -160,10 +181,12 @@ mod tests {
         for key in 0..5 {
             memory.touch(key, u64::from(key) * 60_000, 3);
         }
-        assert_eq!(memory.0.len(), 3);
+        assert_eq!(memory.len(), 3);
         assert!(memory.get(1).is_none() && memory.get(2).is_some());
         memory.touch(2, 600_000, 3);
-        assert!(memory.forget_oldest());
+        memory.forget_oldest(1);
         assert!(memory.get(3).is_none() && memory.get(2).is_some());
+        memory.forget_oldest(5);
+        assert!(memory.is_empty());
     }
 }

@@ -10,7 +10,8 @@
 //! desired = minRunners + assigned jobs + warmed for running predecessors + outstanding fan-out + idle pool
 //!
 //! What it learns travels in the decision's `state`, which the listener persists, so it survives restarts; it is
-//! trimmed to `maxStateBytes` (keep it equal to the scale set's `spec.policy.limits.maxStateBytes`).
+//! trimmed to `maxStateBytes` (keep it equal to the scale set's `spec.policy.limits.maxStateBytes`), in-flight
+//! bookkeeping before anything learned.
 //!
 //! ```json
 //! {"leadSeconds": 25, "prewarmFactor": 1.0, "maxPrewarm": 80, "earlyDeviations": 1.75, "patienceSeconds": 120,
@@ -27,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 pub use config::Config;
 use in_flight::{InFlight, Running, Window};
-use learned::{Learned, Memory, job_key};
+use learned::{Learned, Memory, combine, name_hash, workflow_hash};
 
 /// Everything the policy carries from decision to decision.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -61,8 +62,8 @@ impl Policy for Predictive {
 }
 
 /// A completed job whose conclusion says its dependents will run.
-fn succeeded(event: &JobEvent) -> bool {
-    event.conclusion.as_deref().is_none_or(|c| matches!(c, "succeeded" | "success" | "Succeeded" | ""))
+fn succeeded(event: &JobEventRef) -> bool {
+    event.conclusion().is_none_or(|c| matches!(c, "succeeded" | "success" | "Succeeded" | ""))
 }
 
 /// Seconds as milliseconds.
@@ -87,36 +88,33 @@ impl Predictive {
         (earliest.saturating_sub(ms(self.config.lead_seconds)), latest)
     }
 
-    /// Learns from one job event.
-    fn observe(&self, state: &mut State, event: &JobEvent, now: u64) {
+    /// Learns from one job event (`key` gives its (workflow, job) key); returns whether it queued a run-starting
+    /// job.
+    fn observe(&self, state: &mut State, event: &JobEventRef, key: impl Fn() -> u32, now: u64) -> bool {
         let limit = self.config.max_learned;
-        match event.phase {
+        match event.phase() {
             // Every job the scale set gets is assigned to it (on GitHub Enterprise Server after an `available`
             // message, on github.com at once), so `assigned` counts each job once.
             JobPhase::Available => {}
-            JobPhase::Assigned => {
-                if !state.in_flight.queued(event.workflow_run_id) {
-                    state.baseline.arrival(now);
-                }
-            }
+            JobPhase::Assigned => return !state.in_flight.queued(event.workflow_run_id()),
             JobPhase::Started => {
-                let key = job_key(&event.workflow_ref, &event.job_display_name);
+                let key = key();
                 let predicts = state.memory.get(key).is_some_and(|l| l.fanout >= self.config.min_fanout);
                 if predicts {
-                    state.in_flight.started(Running(event.job_id, key, event.started_unix_ms.unwrap_or(now)));
+                    state.in_flight.started(Running(event.job_id(), key, event.started_unix_ms().unwrap_or(now)));
                 }
             }
             JobPhase::Completed if !succeeded(event) => {
                 // A failed or cancelled job's dependents are skipped: not what it normally does, so not learned.
-                state.in_flight.completed(event.job_id, None);
+                state.in_flight.completed(event.job_id(), None);
             }
             JobPhase::Completed => {
-                let key = job_key(&event.workflow_ref, &event.job_display_name);
-                let tracked = state.in_flight.running.iter().find(|r| r.job_id() == event.job_id);
-                let started = event.started_unix_ms.or(tracked.map(Running::started_ms));
+                let key = key();
+                let tracked = state.in_flight.running.iter().find(|r| r.job_id() == event.job_id());
+                let started = event.started_unix_ms().or(tracked.map(Running::started_ms));
                 let learned = state.memory.touch(key, now, limit);
                 if let Some(started) = started {
-                    let finished = event.finished_unix_ms.unwrap_or(now);
+                    let finished = event.finished_unix_ms().unwrap_or(now);
                     learned.observe_duration(finished.saturating_sub(started) as f64 / 1000.0);
                 }
                 let expected = if learned.fanout >= self.config.min_fanout {
@@ -124,28 +122,36 @@ impl Predictive {
                 } else {
                     0
                 };
-                let window = (event.workflow_run_id != 0)
-                    .then(|| Window(event.workflow_run_id, key, now + ms(self.config.window_seconds), 0, expected));
-                if let Some(replaced) = state.in_flight.completed(event.job_id, window) {
+                let run = event.workflow_run_id();
+                let window = (run != 0).then(|| Window(run, key, now + ms(self.config.window_seconds), 0, expected));
+                if let Some(replaced) = state.in_flight.completed(event.job_id(), window) {
                     state.memory.touch(replaced.key(), now, limit).observe_fanout(replaced.queued());
                 }
             }
         }
+        false
     }
 
-    /// Trims what is remembered until the encoded state fits `maxStateBytes`: the least recently seen pairs
-    /// first, then the oldest in-flight entries.
+    /// Trims the state until it encodes within `maxStateBytes`: the oldest fan-out windows first, then the oldest
+    /// running predecessors, and only then the least recently seen of what was learned. Each pass drops a little
+    /// more than the share of entries the excess suggests, so a full state costs one or two more encodings.
     fn encode(&self, state: &mut State) -> Vec<u8> {
         loop {
             let bytes = state::save(state);
-            if bytes.len() <= self.config.max_state_bytes {
+            let limit = self.config.max_state_bytes;
+            if bytes.len() <= limit {
                 return bytes;
             }
+            let share = |len: usize| (len * (bytes.len() - limit) * 5 / 4).div_ceil(bytes.len()).clamp(1, len);
             let in_flight = &mut state.in_flight;
-            if !state.memory.forget_oldest()
-                && in_flight.windows.drain(..in_flight.windows.len().min(1)).next().is_none()
-                && in_flight.running.drain(..in_flight.running.len().min(1)).next().is_none()
-            {
+            let windows = in_flight.windows().count();
+            if windows > 0 {
+                in_flight.drop_oldest_windows(share(windows));
+            } else if !in_flight.running.is_empty() {
+                in_flight.running.drain(..share(in_flight.running.len()));
+            } else if !state.memory.is_empty() {
+                state.memory.forget_oldest(share(state.memory.len()));
+            } else {
                 return bytes;
             }
         }
@@ -160,12 +166,23 @@ impl Scaler for Predictive {
         for closed in state.in_flight.close_windows(now) {
             state.memory.touch(closed.key(), now, limit).observe_fanout(closed.queued());
         }
-        for event in &input.job_events {
-            self.observe(&mut state, event, now);
+        let events = &input.job_events;
+        // Each distinct string is hashed once, not once per message.
+        let workflows: Vec<u32> = events.strings.iter().map(|s| workflow_hash(s)).collect();
+        let names: Vec<u32> = events.strings.iter().map(|s| name_hash(s)).collect();
+        let hash = |hashes: &[u32], column: &[u32], i: usize| {
+            column.get(i).and_then(|&s| hashes.get(s as usize)).copied().unwrap_or_default()
+        };
+        let mut arrivals = 0;
+        for (i, event) in events.iter().enumerate() {
+            let key =
+                || combine(hash(&workflows, &events.workflow_refs, i), hash(&names, &events.job_display_names, i));
+            arrivals += u32::from(self.observe(&mut state, &event, key, now));
         }
+        state.baseline.arrivals(now, arrivals);
 
         // Runners for the fan-outs of running predecessors, and for fan-out announced but not queued yet.
-        let mut requeue_at: Vec<u64> = state.in_flight.windows.iter().map(Window::closes_ms).collect();
+        let mut requeue_at: Vec<u64> = state.in_flight.windows().map(Window::closes_ms).collect();
         let mut warming = 0.0;
         let mut predecessors = 0;
         let running = std::mem::take(&mut state.in_flight.running);

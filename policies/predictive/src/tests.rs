@@ -47,7 +47,7 @@ fn input(now: u64, assigned: u32, events: Vec<JobEvent>) -> ScaleInput {
             .iter()
             .filter(|e| matches!(e.phase, JobPhase::Started | JobPhase::Completed))
             .count() as u32,
-        job_events: events,
+        job_events: events.into_iter().collect(),
         ..Default::default()
     }
 }
