@@ -55,7 +55,7 @@ fn check_and_keep(dir: &Path, lang: &str, allow_wasi: bool) {
     }
     let manifest: serde_json::Value = serde_json::from_str(&run(dir, gha(), &inspect, &[])).unwrap();
     assert_eq!(manifest["info"]["name"], format!("my-{lang}-policy"));
-    assert_eq!(manifest["witVersion"], "0.1.0");
+    assert_eq!(manifest["witVersion"], "0.2.0");
     let suite = run(dir, gha(), &["policy", "test", "test.yaml"], &[]);
     assert!(suite.contains("passed"), "{suite}");
     let kept = target_dir().join("policy-templates");

@@ -8,24 +8,22 @@ const FANOUT_ALPHA: f64 = 0.3;
 /// Weight of a new duration: durations scatter run to run, so their mean and deviation average over ≈ 20 runs.
 const DURATION_ALPHA: f64 = 0.1;
 
-/// Identifies a job across runs: its workflow (without the ref, so branches share) and its name without a
-/// matrix suffix (`test (3/40)` → `test`), hashed to 32 bits.
-pub fn job_key(workflow_ref: &str, job_display_name: &str) -> u32 {
-    combine(workflow_hash(workflow_ref), name_hash(job_display_name))
-}
-
-/// The workflow half of [`job_key`].
+/// A job is known across runs by a 32-bit key: its workflow (without the ref, so branches share) and its name
+/// without a matrix suffix (`test (3/40)` → `test`), each hashed ([`workflow_hash`], [`name_hash`]) and
+/// [`combine`]d.
+///
+/// The workflow half of the key.
 pub fn workflow_hash(workflow_ref: &str) -> u32 {
     fnv1a(workflow_ref.split('@').next().unwrap_or_default())
 }
 
-/// The job-name half of [`job_key`].
+/// The job-name half of the key.
 pub fn name_hash(job_display_name: &str) -> u32 {
     let name = job_display_name.trim_end();
     fnv1a(name.strip_suffix(')').and_then(|s| s.rsplit_once(" (")).map_or(name, |(base, _)| base))
 }
 
-/// A [`job_key`] from its halves.
+/// The key from its halves.
 pub fn combine(workflow: u32, name: u32) -> u32 {
     workflow.rotate_left(5) ^ name.wrapping_mul(0x9e37_79b1)
 }
@@ -40,7 +38,7 @@ fn fnv1a(text: &str) -> u32 {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(from = "[u32; 6]", into = "[u32; 6]")]
 pub struct Learned {
-    /// [`job_key`].
+    /// The (workflow, job) key.
     pub key: u32,
     /// Jobs its run queues within the window after it completes (running average).
     pub fanout: f64,
@@ -147,6 +145,10 @@ impl Memory {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn job_key(workflow_ref: &str, job_display_name: &str) -> u32 {
+        combine(workflow_hash(workflow_ref), name_hash(job_display_name))
+    }
 
     #[test]
     fn matrix_jobs_and_branches_share_a_key() {
