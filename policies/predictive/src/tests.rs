@@ -64,14 +64,18 @@ fn teach_one_run(replay: &mut Replay<Predictive>, run: u64, at: u64) -> u64 {
     done
 }
 
-#[test]
-fn a_learned_fanout_is_warmed_before_the_predecessor_ends_and_not_counted_twice() {
+/// A policy that has learned run 1 (its fan-out window closed) and the time run 2's build starts.
+fn taught() -> (Replay<Predictive>, u64) {
     let mut replay = Replay::new(policy(""));
     let done = teach_one_run(&mut replay, 1, T0);
-    // The window closes 30 s later: fan-out 40 learned.
     replay.step(input(done + 31 * S, 0, vec![])).unwrap();
+    (replay, done + 600 * S)
+}
 
-    let start = done + 600 * S;
+#[test]
+fn a_learned_fanout_is_warmed_before_the_predecessor_ends_and_not_counted_twice() {
+    // Run 1's window closed 30 s after its build: fan-out 40 learned.
+    let (mut replay, start) = taught();
     let d = replay.step(input(start, 1, vec![started(2, 200, "build", start)])).unwrap();
     assert_eq!(d.desired_runners, 1, "too early to warm: {}", d.reason);
     // Mean 300 s, deviation 30 s: warm from 300 - 1.75×30 - 25 = 222.5 s after the start; asks to be woken then.
@@ -88,10 +92,7 @@ fn a_learned_fanout_is_warmed_before_the_predecessor_ends_and_not_counted_twice(
 
 #[test]
 fn announced_fanout_holds_runners_until_it_is_queued() {
-    let mut replay = Replay::new(policy(""));
-    let done = teach_one_run(&mut replay, 1, T0);
-    replay.step(input(done + 31 * S, 0, vec![])).unwrap();
-    let start = done + 600 * S;
+    let (mut replay, start) = taught();
     replay.step(input(start, 1, vec![started(2, 200, "build", start)])).unwrap();
     // The build completes; its tests come a few seconds later (another message): its runners stay meanwhile.
     let end = start + 300 * S;
@@ -104,11 +105,8 @@ fn announced_fanout_holds_runners_until_it_is_queued() {
 
 #[test]
 fn warmed_runners_are_released_when_the_fanout_does_not_come() {
-    let mut replay = Replay::new(policy(""));
-    let done = teach_one_run(&mut replay, 1, T0);
-    replay.step(input(done + 31 * S, 0, vec![])).unwrap();
     // Run 2's build fails: nothing is held for it.
-    let start = done + 600 * S;
+    let (mut replay, start) = taught();
     replay.step(input(start, 1, vec![started(2, 200, "build", start)])).unwrap();
     let mut failed = completed(2, 200, "build", start, start + 250 * S);
     failed.conclusion = Some("failed".into());
