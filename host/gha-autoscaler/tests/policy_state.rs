@@ -153,16 +153,22 @@ async fn what_predictive_learned_before_a_restart_warms_runners_after_it() {
     })
     .await;
 
+    let seen = decisions(logs.path()).len();
     restart_listener(&sandbox).await;
+    // Run 2 starts once the new listener decides (a message the old one took as it stopped is not redelivered to
+    // its successor's session).
+    let first = first_decision_after(logs.path(), seen).await;
+    assert!(!first.input.state.is_empty(), "the new listener's first decision had no state");
     let seen = decisions(logs.path()).len();
     // Run 2's build: the new listener warms runners for its 4 tests before it ends.
     sandbox.fake.enqueue(run_job(2, "build", 10_000));
     eventually("the new listener warms for run 2's tests", Duration::from_secs(60), || {
-        let warmed = decisions(logs.path())
-            .into_iter()
-            .skip(seen)
+        let after: Vec<_> = decisions(logs.path()).into_iter().skip(seen).collect();
+        let warmed = after
+            .iter()
             .any(|r| r.output.reason.contains("warming 4 (1 predecessors") && r.output.desired_runners >= 5);
-        async move { ensure(warmed, || "no warming decision yet".to_string()) }
+        let reasons: Vec<_> = after.iter().map(|r| r.output.reason.clone()).collect();
+        async move { ensure(warmed, || format!("no warming decision yet; decided {reasons:?}")) }
     })
     .await;
     sandbox.stop().await;
