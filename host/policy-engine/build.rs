@@ -33,7 +33,7 @@ const SCRUBBED_ENV: &[&str] = &[
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let root = manifest_dir.join("../..").canonicalize().expect("workspace root");
-    for watched in ["wit", "guest-sdk", "policies", "host/policy-engine/fixtures", "Cargo.lock"] {
+    for watched in ["wit", "guest-sdk", "policies", "host/policy-engine/fixtures", "Cargo.toml", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));

@@ -55,29 +55,55 @@ impl Window {
 /// which keeps the state small and a decision's work bounded (the state bound holds either way).
 const MAX_ENTRIES: usize = 48;
 
-/// Running predecessors and open windows (one per run, found by run).
+/// Running predecessors (found by job id) and open windows (one per run, found by run).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct InFlight {
-    #[serde(rename = "r", default)]
-    pub running: Vec<Running>,
-    #[serde(rename = "w", default, serialize_with = "windows_out", deserialize_with = "windows_in")]
+    #[serde(rename = "r", default, serialize_with = "entries_out", deserialize_with = "entries_in")]
+    pub running: BTreeMap<u64, Running>,
+    #[serde(rename = "w", default, serialize_with = "entries_out", deserialize_with = "entries_in")]
     windows: BTreeMap<u64, Window>,
 }
 
-/// Windows are stored as a list.
-fn windows_out<S: Serializer>(windows: &BTreeMap<u64, Window>, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(windows.values())
+/// An entry found by a number of its own.
+trait Keyed {
+    fn id(&self) -> u64;
 }
 
-fn windows_in<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<u64, Window>, D::Error> {
-    Ok(Vec::<Window>::deserialize(d)?.into_iter().map(|w| (w.run(), w)).collect())
+impl Keyed for Running {
+    fn id(&self) -> u64 {
+        self.job_id()
+    }
+}
+
+impl Keyed for Window {
+    fn id(&self) -> u64 {
+        self.run()
+    }
+}
+
+/// Entries are stored as a list.
+fn entries_out<S: Serializer, T: Serialize>(entries: &BTreeMap<u64, T>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(entries.values())
+}
+
+fn entries_in<'de, D: Deserializer<'de>, T: Deserialize<'de> + Keyed>(d: D) -> Result<BTreeMap<u64, T>, D::Error> {
+    Ok(Vec::<T>::deserialize(d)?.into_iter().map(|entry| (entry.id(), entry)).collect())
+}
+
+/// Removes the `count` entries that sort first by `by`.
+fn drop_first<T: Copy, K: Ord>(entries: &mut BTreeMap<u64, T>, count: usize, by: impl Fn(&T) -> K) {
+    let mut sorted: Vec<(u64, T)> = entries.iter().map(|(&id, &entry)| (id, entry)).collect();
+    sorted.sort_by_key(|(_, entry)| by(entry));
+    for (id, _) in sorted.iter().take(count) {
+        entries.remove(id);
+    }
 }
 
 impl InFlight {
     /// A predecessor started.
     pub fn started(&mut self, running: Running) {
-        if self.running.len() < MAX_ENTRIES && !self.running.iter().any(|r| r.job_id() == running.job_id()) {
-            self.running.push(running);
+        if self.running.len() < MAX_ENTRIES {
+            self.running.entry(running.job_id()).or_insert(running);
         }
     }
 
@@ -85,7 +111,7 @@ impl InFlight {
     /// replaces (an earlier completion of the run) is returned closed: jobs queued from now on are the new
     /// completion's.
     pub fn completed(&mut self, job_id: u64, window: Option<Window>) -> Option<Window> {
-        self.running.retain(|r| r.job_id() != job_id);
+        self.running.remove(&job_id);
         let window = window?;
         if self.windows.len() >= MAX_ENTRIES && !self.windows.contains_key(&window.run()) {
             return None;
@@ -121,11 +147,12 @@ impl InFlight {
 
     /// Drops the `count` windows that close first.
     pub fn drop_oldest_windows(&mut self, count: usize) {
-        let mut windows: Vec<Window> = self.windows.values().copied().collect();
-        windows.sort_by_key(Window::closes_ms);
-        for window in windows.iter().take(count) {
-            self.windows.remove(&window.run());
-        }
+        drop_first(&mut self.windows, count, Window::closes_ms);
+    }
+
+    /// Drops the `count` predecessors that started first.
+    pub fn drop_oldest_running(&mut self, count: usize) {
+        drop_first(&mut self.running, count, Running::started_ms);
     }
 
     /// Expected jobs not yet queued in open windows.

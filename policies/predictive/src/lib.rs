@@ -110,7 +110,7 @@ impl Predictive {
             }
             JobPhase::Completed => {
                 let key = key();
-                let tracked = state.in_flight.running.iter().find(|r| r.job_id() == event.job_id());
+                let tracked = state.in_flight.running.get(&event.job_id());
                 let started = event.started_unix_ms().or(tracked.map(Running::started_ms));
                 let learned = state.memory.touch(key, now, limit);
                 if let Some(started) = started {
@@ -148,7 +148,7 @@ impl Predictive {
             if windows > 0 {
                 in_flight.drop_oldest_windows(share(windows));
             } else if !in_flight.running.is_empty() {
-                in_flight.running.drain(..share(in_flight.running.len()));
+                in_flight.drop_oldest_running(share(in_flight.running.len()));
             } else if !state.memory.is_empty() {
                 state.memory.forget_oldest(share(state.memory.len()));
             } else {
@@ -174,7 +174,12 @@ impl Scaler for Predictive {
             column.get(i).and_then(|&s| hashes.get(s as usize)).copied().unwrap_or_default()
         };
         let mut arrivals = 0;
-        for (i, event) in events.iter().enumerate() {
+        // Jobs assigned in the same batch as their predecessor's completion are its fan-out whichever message
+        // came first, so assignments are taken after everything else.
+        let assigned_last = [false, true].into_iter().flat_map(|assigned| {
+            events.iter().enumerate().filter(move |(_, e)| (e.phase() == JobPhase::Assigned) == assigned)
+        });
+        for (i, event) in assigned_last {
             let key =
                 || combine(hash(&workflows, &events.workflow_refs, i), hash(&names, &events.job_display_names, i));
             arrivals += u32::from(self.observe(&mut state, &event, key, now));
@@ -185,12 +190,11 @@ impl Scaler for Predictive {
         let mut requeue_at: Vec<u64> = state.in_flight.windows().map(Window::closes_ms).collect();
         let mut warming = 0.0;
         let mut predecessors = 0;
-        let running = std::mem::take(&mut state.in_flight.running);
-        for r in running {
-            let Some(learned) = state.memory.get(r.key()).copied() else { continue };
-            let (from, until) = self.warm_span(&r, &learned);
+        state.in_flight.running.retain(|_, r| {
+            let Some(learned) = state.memory.get(r.key()) else { return false };
+            let (from, until) = self.warm_span(r, learned);
             if now >= until {
-                continue; // ran far past its expected end: its runners are released and it is forgotten
+                return false; // ran far past its expected end: its runners are released and it is forgotten
             }
             if now >= from {
                 warming += learned.fanout * self.config.prewarm_factor;
@@ -199,8 +203,8 @@ impl Scaler for Predictive {
                 requeue_at.push(from);
             }
             requeue_at.push(until);
-            state.in_flight.running.push(r);
-        }
+            true
+        });
         let outstanding = state.in_flight.outstanding();
         let prewarm = (warming.round() as u32).saturating_add(outstanding);
         let prewarm = self.config.max_prewarm.map_or(prewarm, |cap| prewarm.min(cap));

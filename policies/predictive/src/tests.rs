@@ -91,6 +91,21 @@ fn a_learned_fanout_is_warmed_before_the_predecessor_ends_and_not_counted_twice(
 }
 
 #[test]
+fn fanout_assigned_before_its_predecessor_completed_in_one_batch_is_still_learned() {
+    let mut replay = Replay::new(policy(""));
+    replay.step(input(T0, 1, vec![started(1, 100, "build", T0)])).unwrap();
+    let done = T0 + 300 * S;
+    let mut events: Vec<JobEvent> =
+        (1..=40).map(|i| event(JobPhase::Assigned, 1, 100 + i, &format!("test ({i}/40)"))).collect();
+    events.push(completed(1, 100, "build", T0, done));
+    replay.step(input(done, 40, events)).unwrap();
+    replay.step(input(done + 31 * S, 0, vec![])).unwrap();
+    let start = done + 600 * S;
+    let d = replay.step(input(start + 223 * S, 1, vec![started(2, 200, "build", start)])).unwrap();
+    assert_eq!(d.desired_runners, 41, "{}", d.reason);
+}
+
+#[test]
 fn announced_fanout_holds_runners_until_it_is_queued() {
     let (mut replay, start) = taught();
     replay.step(input(start, 1, vec![started(2, 200, "build", start)])).unwrap();
