@@ -5,6 +5,10 @@ use serde::{Deserialize, Serialize};
 
 /// Weight of a new fan-out in its running average: fan-outs change when workflows do, so they are followed fast.
 const FANOUT_ALPHA: f64 = 0.3;
+/// How far the fan-out peak falls towards the average per completion: a run that queued fewer jobs than usual (a
+/// matrix cut short, a job skipped) barely lowers what the next run warms, while a workflow that really shrank is
+/// followed within ten runs or so.
+const PEAK_DECAY: f64 = 0.2;
 /// Weight of a new duration: durations scatter run to run, so their mean and deviation average over ≈ 20 runs.
 const DURATION_ALPHA: f64 = 0.1;
 
@@ -34,14 +38,17 @@ fn fnv1a(text: &str) -> u32 {
 }
 
 /// One pair's history. Stored as `[key, fan-out ×100, completions seen, mean s ×10, deviation s ×10, last seen
-/// (minutes since the epoch)]`.
+/// (minutes since the epoch), fan-out peak ×100]`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(from = "[u32; 6]", into = "[u32; 6]")]
+#[serde(from = "[u32; 7]", into = "[u32; 7]")]
 pub struct Learned {
     /// The (workflow, job) key.
     pub key: u32,
-    /// Jobs its run queues within the window after it completes (running average).
+    /// Jobs its run queues within the window after it completes (running average): whether it is worth warming
+    /// for. A matrix job whose last instance queues a deploy averages well below one.
     pub fanout: f64,
+    /// The recent largest fan-out, falling towards the average: how many runners to warm.
+    pub fanout_peak: f64,
     /// Completions whose fan-out was observed.
     pub observed: u32,
     /// Mean duration, seconds.
@@ -52,11 +59,12 @@ pub struct Learned {
     pub seen_minute: u32,
 }
 
-impl From<[u32; 6]> for Learned {
-    fn from([key, fanout, observed, duration, deviation, seen_minute]: [u32; 6]) -> Self {
+impl From<[u32; 7]> for Learned {
+    fn from([key, fanout, observed, duration, deviation, seen_minute, fanout_peak]: [u32; 7]) -> Self {
         Learned {
             key,
             fanout: f64::from(fanout) / 100.0,
+            fanout_peak: f64::from(fanout_peak) / 100.0,
             observed,
             duration: f64::from(duration) / 10.0,
             deviation: f64::from(deviation) / 10.0,
@@ -65,22 +73,36 @@ impl From<[u32; 6]> for Learned {
     }
 }
 
-impl From<Learned> for [u32; 6] {
+impl From<Learned> for [u32; 7] {
     fn from(l: Learned) -> Self {
         let fixed = |v: f64, scale: f64| (v * scale).round().clamp(0.0, f64::from(u32::MAX)) as u32;
-        [l.key, fixed(l.fanout, 100.0), l.observed, fixed(l.duration, 10.0), fixed(l.deviation, 10.0), l.seen_minute]
+        let (fanout, fanout_peak) = (fixed(l.fanout, 100.0), fixed(l.fanout_peak, 100.0));
+        [l.key, fanout, l.observed, fixed(l.duration, 10.0), fixed(l.deviation, 10.0), l.seen_minute, fanout_peak]
     }
 }
 
 impl Learned {
     fn new(key: u32, now_ms: u64) -> Self {
-        Learned { key, fanout: 0.0, observed: 0, duration: 0.0, deviation: 0.0, seen_minute: minute(now_ms) }
+        Learned {
+            key,
+            fanout: 0.0,
+            fanout_peak: 0.0,
+            observed: 0,
+            duration: 0.0,
+            deviation: 0.0,
+            seen_minute: minute(now_ms),
+        }
     }
 
     /// Folds in a completion's fan-out.
     pub fn observe_fanout(&mut self, jobs: u32) {
         let jobs = f64::from(jobs);
-        self.fanout = if self.observed == 0 { jobs } else { self.fanout + FANOUT_ALPHA * (jobs - self.fanout) };
+        if self.observed == 0 {
+            (self.fanout, self.fanout_peak) = (jobs, jobs);
+        } else {
+            self.fanout += FANOUT_ALPHA * (jobs - self.fanout);
+            self.fanout_peak = jobs.max(self.fanout_peak - PEAK_DECAY * (self.fanout_peak - self.fanout));
+        }
         self.observed = self.observed.saturating_add(1);
     }
 
@@ -166,15 +188,20 @@ mod tests {
         let mut memory = Memory::default();
         let learned = memory.touch(1, 120_000, 8);
         learned.observe_fanout(40);
-        learned.observe_fanout(30);
+        learned.observe_fanout(20);
         learned.observe_duration(300.0);
         learned.observe_duration(240.0);
-        assert!((learned.fanout - 37.0).abs() < 1e-9);
+        // One smaller run: the average falls by 30% of the gap, the peak by a fifth of what is left.
+        assert!((learned.fanout - 34.0).abs() < 1e-9);
+        assert!((learned.fanout_peak - 38.8).abs() < 1e-9);
         assert!((learned.duration - 294.0).abs() < 1e-9);
         assert!((learned.deviation - 33.0).abs() < 1e-9);
         let json = serde_json::to_string(&memory).unwrap();
-        assert_eq!(json, "[[1,3700,2,2940,330,2]]");
+        assert_eq!(json, "[[1,3400,2,2940,330,2,3880]]");
         assert_eq!(serde_json::from_str::<Memory>(&json).unwrap(), memory);
+        // A larger run raises the peak at once.
+        memory.touch(1, 120_000, 8).observe_fanout(44);
+        assert!((memory.get(1).unwrap().fanout_peak - 44.0).abs() < 1e-9);
     }
 
     #[test]

@@ -118,7 +118,7 @@ impl Predictive {
                     learned.observe_duration(finished.saturating_sub(started) as f64 / 1000.0);
                 }
                 let expected = if learned.fanout >= self.config.min_fanout {
-                    (learned.fanout * self.config.prewarm_factor).round() as u32
+                    (learned.fanout_peak * self.config.prewarm_factor).round() as u32
                 } else {
                     0
                 };
@@ -197,7 +197,7 @@ impl Scaler for Predictive {
                 return false; // ran far past its expected end: its runners are released and it is forgotten
             }
             if now >= from {
-                warming += learned.fanout * self.config.prewarm_factor;
+                warming += learned.fanout_peak * self.config.prewarm_factor;
                 predecessors += 1;
             } else {
                 requeue_at.push(from);
