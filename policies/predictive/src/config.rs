@@ -22,7 +22,8 @@ pub struct Config {
     pub window_seconds: f64,
     /// Smallest learned fan-out (jobs per completion) worth warming for.
     pub min_fanout: f64,
-    /// Scale of the idle pool kept for jobs that start runs (their expected arrivals during `leadSeconds`).
+    /// Scale of the idle pool kept for jobs that start runs (their expected arrivals during `leadSeconds`). 2 suits
+    /// workflows whose runs start with several jobs at once (lint and build) for a little more idle time.
     pub baseline_factor: f64,
     /// Most idle runners in that pool.
     pub max_baseline: u32,
