@@ -21,7 +21,14 @@ pub struct Baseline {
     recent: u32,
     #[serde(rename = "t")]
     recent_at: u64,
+    /// Jobs a run starts with (running average, ×100; 0 = none seen): runs that start with lint and build at once
+    /// need idle runners in pairs.
+    #[serde(rename = "k", default)]
+    per_start: u32,
 }
+
+/// Weight of a new batch in the jobs-per-start average.
+const PER_START_ALPHA: f64 = 0.1;
 
 impl Baseline {
     fn recent_per_hour(&self, now_ms: u64) -> f64 {
@@ -45,17 +52,30 @@ impl Baseline {
         self.counting = (hour, 0);
     }
 
-    /// `count` jobs that start runs were queued.
-    pub fn arrivals(&mut self, now_ms: u64, count: u32) {
-        if count == 0 {
+    /// `count` jobs that start runs were queued, starting `runs` runs.
+    pub fn arrivals(&mut self, now_ms: u64, count: u32, runs: u32) {
+        if count == 0 || runs == 0 {
             return;
         }
+        let per_start = f64::from(count) / f64::from(runs);
+        let average = if self.per_start == 0 {
+            per_start
+        } else {
+            let average = f64::from(self.per_start) / 100.0;
+            average + PER_START_ALPHA * (per_start - average)
+        };
+        self.per_start = (average * 100.0).round().min(f64::from(u32::MAX)) as u32;
         self.roll(now_ms);
         self.counting.1 = self.counting.1.saturating_add(count);
         // Each arrival adds 1/τ to a rate that decays with time constant τ.
         let rate = self.recent_per_hour(now_ms) + f64::from(count) * HOUR_MS as f64 / RECENT_MS;
         self.recent = (rate * 10.0).round().min(f64::from(u32::MAX)) as u32;
         self.recent_at = now_ms;
+    }
+
+    /// Jobs a run starts with, on average (at least one).
+    pub fn jobs_per_start(&self) -> f64 {
+        (f64::from(self.per_start) / 100.0).max(1.0)
     }
 
     /// Expected arrivals per second now: the larger of the recent rate and this hour's history.
@@ -78,7 +98,7 @@ mod tests {
     fn the_recent_rate_rises_with_arrivals_and_decays() {
         let mut baseline = Baseline::default();
         for i in 0..6 {
-            baseline.arrivals(MONDAY + i * 60_000, 1);
+            baseline.arrivals(MONDAY + i * 60_000, 1, 1);
         }
         let busy = baseline.rate_per_second(MONDAY + 5 * 60_000) * 3600.0;
         assert!((25.0..45.0).contains(&busy), "≈ 36/h after one every minute: {busy}");
@@ -90,12 +110,22 @@ mod tests {
     fn yesterdays_hour_is_remembered() {
         let mut baseline = Baseline::default();
         for i in 0..20 {
-            baseline.arrivals(MONDAY + 9 * HOUR_MS + i * 180_000, 1);
+            baseline.arrivals(MONDAY + 9 * HOUR_MS + i * 180_000, 1, 1);
         }
         baseline.rate_per_second(MONDAY + 10 * HOUR_MS);
         // A day later, before anything arrives, 09:00 expects 20 per hour; 15:00 nothing.
         let nine = baseline.rate_per_second(MONDAY + DAY_MS + 9 * HOUR_MS) * 3600.0;
         assert!((nine - 20.0).abs() < 0.01, "{nine}");
         assert!(baseline.rate_per_second(MONDAY + DAY_MS + 15 * HOUR_MS) < 1e-3);
+    }
+
+    #[test]
+    fn runs_that_start_with_two_jobs_are_counted_as_pairs() {
+        let mut baseline = Baseline::default();
+        assert!((baseline.jobs_per_start() - 1.0).abs() < 1e-9);
+        baseline.arrivals(MONDAY, 4, 2);
+        assert!((baseline.jobs_per_start() - 2.0).abs() < 1e-9);
+        baseline.arrivals(MONDAY + 60_000, 1, 1);
+        assert!((baseline.jobs_per_start() - 1.9).abs() < 1e-9);
     }
 }

@@ -5,7 +5,7 @@
 //! its completion queues (fan-out) and how long it runs. While such a job runs, the expected fan-out is asked for
 //! `leadSeconds` before the job's earliest likely end, so the runners have started when the matrix is queued; if
 //! the job runs far past its expected end, or fails, the runners are released. Jobs that start runs get a small idle
-//! pool sized by how often runs start (recently, and at this hour on past days).
+//! pool sized by how often runs start (recently, and at this hour on past days) and how many jobs each starts with.
 //!
 //! desired = minRunners + assigned jobs + warmed for running predecessors + outstanding fan-out + idle pool
 //!
@@ -173,7 +173,7 @@ impl Scaler for Predictive {
         let hash = |hashes: &[u32], column: &[u32], i: usize| {
             column.get(i).and_then(|&s| hashes.get(s as usize)).copied().unwrap_or_default()
         };
-        let mut arrivals = 0;
+        let (mut arrivals, mut starting_runs) = (0, std::collections::BTreeSet::new());
         // Jobs assigned in the same batch as their predecessor's completion are its fan-out whichever message
         // came first, so assignments are taken after everything else.
         let assigned_last = [false, true].into_iter().flat_map(|assigned| {
@@ -182,9 +182,16 @@ impl Scaler for Predictive {
         for (i, event) in assigned_last {
             let key =
                 || combine(hash(&workflows, &events.workflow_refs, i), hash(&names, &events.job_display_names, i));
-            arrivals += u32::from(self.observe(&mut state, &event, key, now));
+            if self.observe(&mut state, &event, key, now) {
+                arrivals += 1;
+                // Jobs of no known run start one each.
+                starting_runs.insert(match event.workflow_run_id() {
+                    0 => u64::MAX - arrivals,
+                    run => run,
+                });
+            }
         }
-        state.baseline.arrivals(now, arrivals);
+        state.baseline.arrivals(now, arrivals as u32, starting_runs.len() as u32);
 
         // Runners for the fan-outs of running predecessors, and for fan-out announced but not queued yet.
         let mut requeue_at: Vec<u64> = state.in_flight.windows().map(Window::closes_ms).collect();
@@ -209,11 +216,13 @@ impl Scaler for Predictive {
         let prewarm = (warming.round() as u32).saturating_add(outstanding);
         let prewarm = self.config.max_prewarm.map_or(prewarm, |cap| prewarm.min(cap));
 
-        // The idle pool: enough runners for the run-starting jobs that arrive while a runner starts, in five cases
-        // of six (Poisson mean plus one standard deviation). Runners warming for a fan-out are idle too and serve
-        // them first (one taken is replaced at once), so they count towards it.
-        let expected = state.baseline.rate_per_second(now) * self.config.lead_seconds * self.config.baseline_factor;
-        let wanted = if expected < 0.05 { 0 } else { (expected + expected.sqrt()).ceil() as u32 };
+        // The idle pool: enough runners for the runs that start while a runner starts, in five cases of six
+        // (Poisson mean plus one standard deviation), each with the jobs runs start with. Runners warming for a
+        // fan-out are idle too and serve them first (one taken is replaced at once), so they count towards it.
+        let per_start = state.baseline.jobs_per_start();
+        let jobs = state.baseline.rate_per_second(now) * self.config.lead_seconds * self.config.baseline_factor;
+        let starts = jobs / per_start;
+        let wanted = if jobs < 0.05 { 0 } else { ((starts + starts.sqrt()).ceil() * per_start).round() as u32 };
         let wanted = wanted.min(self.config.max_baseline);
         let pool = wanted.saturating_sub(prewarm);
 
