@@ -12,9 +12,12 @@ use gha_simulator::trace::{self, TraceJob};
 use gha_simulator::{SimulationOptions, SimulationReport, simulate, table};
 use serde_json::{Value, json};
 
-/// warm-pool as the earlier benchmarks ran it (`maxExtra` 5).
+/// warm-pool's `maxExtra` in the earlier benchmarks.
+const MAX_EXTRA: u32 = 5;
+
+/// warm-pool as the earlier benchmarks ran it.
 fn warm_pool_config(scale_factor: f64) -> Value {
-    warm_pool_curve_point(scale_factor, 5)
+    warm_pool_curve_point(scale_factor, MAX_EXTRA)
 }
 
 fn warm_pool_curve_point(scale_factor: f64, max_extra: u32) -> Value {
@@ -23,8 +26,16 @@ fn warm_pool_curve_point(scale_factor: f64, max_extra: u32) -> Value {
 
 /// warm-pool's cost curve: scaleFactor 0 to 1 at `maxExtra` 5, then larger pools, so that a policy spending more
 /// than the earlier benchmarks' warm-pool still has a point of the same cost to be compared with.
-const WARM_POOL_CURVE: [(f64, u32); 8] =
-    [(0.0, 5), (0.1, 5), (0.2, 5), (0.3, 5), (0.5, 5), (1.0, 5), (1.0, 10), (1.0, 20)];
+const WARM_POOL_CURVE: [(f64, u32); 8] = [
+    (0.0, MAX_EXTRA),
+    (0.1, MAX_EXTRA),
+    (0.2, MAX_EXTRA),
+    (0.3, MAX_EXTRA),
+    (0.5, MAX_EXTRA),
+    (1.0, MAX_EXTRA),
+    (1.0, 10),
+    (1.0, 20),
+];
 
 /// A scale set sized for the DAG days' peaks (≈ 250 runners), as the targets assume: at the simulator's default
 /// of 100, those days queue for capacity for hours and no policy's pre-warming can help.
@@ -94,8 +105,11 @@ async fn main() {
     for (day, jobs) in &flat {
         let mut curve = Vec::new();
         for (factor, max_extra) in WARM_POOL_CURVE {
-            let label =
-                if max_extra == 5 { format!("warm-pool {factor}") } else { format!("warm-pool {factor} +{max_extra}") };
+            let label = if max_extra == MAX_EXTRA {
+                format!("warm-pool {factor}")
+            } else {
+                format!("warm-pool {factor} +{max_extra}")
+            };
             let config = warm_pool_curve_point(factor, max_extra);
             curve.push(replay(&engine, &label, "warm-pool", config, jobs).await.report);
         }

@@ -173,7 +173,7 @@ impl Scaler for Predictive {
         let hash = |hashes: &[u32], column: &[u32], i: usize| {
             column.get(i).and_then(|&s| hashes.get(s as usize)).copied().unwrap_or_default()
         };
-        let (mut arrivals, mut starting_runs) = (0, std::collections::BTreeSet::new());
+        let (mut arrivals, mut starts, mut starting_runs) = (0, 0, std::collections::BTreeSet::new());
         // Jobs assigned in the same batch as their predecessor's completion are its fan-out whichever message
         // came first, so assignments are taken after everything else.
         let assigned_last = [false, true].into_iter().flat_map(|assigned| {
@@ -184,14 +184,14 @@ impl Scaler for Predictive {
                 || combine(hash(&workflows, &events.workflow_refs, i), hash(&names, &events.job_display_names, i));
             if self.observe(&mut state, &event, key, now) {
                 arrivals += 1;
-                // Jobs of no known run start one each.
-                starting_runs.insert(match event.workflow_run_id() {
-                    0 => u64::MAX - arrivals,
-                    run => run,
-                });
+                // A job of no known run starts one of its own.
+                let run = event.workflow_run_id();
+                if run == 0 || starting_runs.insert(run) {
+                    starts += 1;
+                }
             }
         }
-        state.baseline.arrivals(now, arrivals as u32, starting_runs.len() as u32);
+        state.baseline.arrivals(now, arrivals, starts);
 
         // Runners for the fan-outs of running predecessors, and for fan-out announced but not queued yet.
         let mut requeue_at: Vec<u64> = state.in_flight.windows().map(Window::closes_ms).collect();
