@@ -25,7 +25,8 @@ pub use registry::RealRegistry;
 pub use tools::{Helm, bin_dir, tool};
 
 use pki::Pki;
-use process::{Server, free_port};
+use process::Server;
+pub use process::free_port;
 
 /// Why the cluster could not start or answer.
 #[derive(Debug, thiserror::Error)]
@@ -100,7 +101,7 @@ impl RealKube {
         let (client_port, peer_port, secure_port) = (free_port()?, free_port()?, free_port()?);
         let etcd_url = format!("http://127.0.0.1:{client_port}");
         let peer_url = format!("http://127.0.0.1:{peer_port}");
-        let etcd = Server::start(
+        let mut etcd = Server::start(
             "etcd",
             &etcd_bin,
             &[
@@ -116,6 +117,8 @@ impl RealKube {
             ],
             &path,
         )?;
+        // kube-apiserver gives up on an etcd that does not answer within seconds (a loaded machine can take longer).
+        etcd.wait_listening(&format!("127.0.0.1:{client_port}"), Duration::from_secs(60)).await?;
         let file = |p: &Path| p.display().to_string();
         let apiserver_args = vec![
             format!("--etcd-servers={etcd_url}"),

@@ -1,7 +1,7 @@
 //! A real OCI registry for tests: the CNCF distribution server (Debian's `docker-registry`) on a free loopback
 //! port, plain HTTP, optionally behind htpasswd basic auth, its storage in a temporary directory.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::Error;
 use crate::process::{Server, free_port};
@@ -45,14 +45,8 @@ impl RealRegistry {
             &["serve".into(), config_path.display().to_string()],
             dir.path(),
         )?;
-        let deadline = Instant::now() + Duration::from_secs(20);
         // `/v2/` answers 200 (anonymous) or 401 (auth required) once the server listens.
-        while tokio::net::TcpStream::connect(&address).await.is_err() {
-            if server.exited() || Instant::now() > deadline {
-                return Err(Error::NotReady { what: format!("docker-registry on {address}"), log: server.log_tail() });
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        server.wait_listening(&address, Duration::from_secs(20)).await?;
         Ok(RealRegistry { address, server, _dir: dir })
     }
 

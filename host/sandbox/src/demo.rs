@@ -192,10 +192,6 @@ fn process_tree_rss() -> f64 {
     Rss::of(me).total + crate::child_processes(me).iter().map(|(pid, _)| Rss::of(*pid).total).sum::<f64>()
 }
 
-fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 /// Sums a counter's series in a Prometheus text exposition.
 fn counter_sum(text: &str, name: &str) -> u64 {
     text.lines()
@@ -306,7 +302,7 @@ fn show(progress: Progress, policy: &str, sample: &Sample, last_line: &mut Insta
 /// The sandbox cannot start or the scale set never becomes ready.
 pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoReport> {
     let wall = Instant::now();
-    let port = free_port()?;
+    let port = gha_real_kube::free_port()?;
     let mut sandbox_options = SandboxOptions {
         listener_binary: Some(options.binary.clone()),
         time_scale: options.time_scale,
