@@ -21,14 +21,22 @@ pub struct Baseline {
     recent: u32,
     #[serde(rename = "t")]
     recent_at: u64,
-    /// Jobs a run starts with (running average, ×100; 0 = none seen): runs that start with lint and build at once
-    /// need idle runners in pairs.
-    #[serde(rename = "k", default)]
-    per_start: u32,
+    /// Run-starting jobs and run starts, each a sum decaying per batch (×100): their ratio is the jobs a run
+    /// starts with, and runs that start with lint and build at once need idle runners in pairs.
+    #[serde(rename = "j", default)]
+    jobs_seen: u32,
+    #[serde(rename = "s", default)]
+    starts_seen: u32,
+    /// The runs started last, newest last: a run's second root job, queued a moment after its first (in another
+    /// message), does not start it again.
+    #[serde(rename = "u", default)]
+    started_runs: Vec<u64>,
 }
 
-/// Weight of a new batch in the jobs-per-start average.
-const PER_START_ALPHA: f64 = 0.1;
+/// What the jobs and starts seen keep of themselves per batch of arrivals (≈ the last 20 batches count).
+const PER_START_DECAY: f64 = 0.95;
+/// Runs remembered as started.
+const STARTED_RUNS: usize = 16;
 
 impl Baseline {
     fn recent_per_hour(&self, now_ms: u64) -> f64 {
@@ -52,19 +60,32 @@ impl Baseline {
         self.counting = (hour, 0);
     }
 
-    /// `count` jobs that start runs were queued, starting `runs` runs.
+    /// Whether a job of `run` that nothing announced starts it (run 0: a job of no known run starts its own).
+    pub fn starts_run(&mut self, run: u64) -> bool {
+        if run == 0 {
+            return true;
+        }
+        if self.started_runs.contains(&run) {
+            return false;
+        }
+        if self.started_runs.len() >= STARTED_RUNS {
+            self.started_runs.remove(0);
+        }
+        self.started_runs.push(run);
+        true
+    }
+
+    /// `count` jobs that nothing announced were queued, starting `runs` runs (the others belong to runs started
+    /// before).
     pub fn arrivals(&mut self, now_ms: u64, count: u32, runs: u32) {
-        if count == 0 || runs == 0 {
+        if count == 0 {
             return;
         }
-        let per_start = f64::from(count) / f64::from(runs);
-        let average = if self.per_start == 0 {
-            per_start
-        } else {
-            let average = f64::from(self.per_start) / 100.0;
-            average + PER_START_ALPHA * (per_start - average)
+        let decayed = |sum: u32, added: u32| {
+            (f64::from(sum) * PER_START_DECAY + f64::from(added) * 100.0).round().min(f64::from(u32::MAX)) as u32
         };
-        self.per_start = (average * 100.0).round().min(f64::from(u32::MAX)) as u32;
+        self.jobs_seen = decayed(self.jobs_seen, count);
+        self.starts_seen = decayed(self.starts_seen, runs);
         self.roll(now_ms);
         self.counting.1 = self.counting.1.saturating_add(count);
         // Each arrival adds 1/τ to a rate that decays with time constant τ.
@@ -75,7 +96,10 @@ impl Baseline {
 
     /// Jobs a run starts with, on average (at least one).
     pub fn jobs_per_start(&self) -> f64 {
-        (f64::from(self.per_start) / 100.0).max(1.0)
+        if self.starts_seen == 0 {
+            return 1.0;
+        }
+        (f64::from(self.jobs_seen) / f64::from(self.starts_seen)).max(1.0)
     }
 
     /// Expected arrivals per second now: the larger of the recent rate and this hour's history.
@@ -126,6 +150,14 @@ mod tests {
         baseline.arrivals(MONDAY, 4, 2);
         assert!((baseline.jobs_per_start() - 2.0).abs() < 1e-9);
         baseline.arrivals(MONDAY + 60_000, 1, 1);
-        assert!((baseline.jobs_per_start() - 1.9).abs() < 1e-9);
+        assert!((baseline.jobs_per_start() - 4.8 / 2.9).abs() < 1e-9);
+        // The second job of a run, in a message of its own, joins the run's start.
+        assert!(baseline.starts_run(7) && !baseline.starts_run(7) && baseline.starts_run(0) && baseline.starts_run(0));
+        baseline.arrivals(MONDAY + 120_000, 1, 0);
+        assert!((baseline.jobs_per_start() - (4.8 * 0.95 + 1.0) / (2.9 * 0.95)).abs() < 1e-2);
+        for run in 100..100 + STARTED_RUNS as u64 {
+            baseline.starts_run(run);
+        }
+        assert!(baseline.starts_run(7), "only the last runs are remembered");
     }
 }

@@ -173,7 +173,7 @@ impl Scaler for Predictive {
         let hash = |hashes: &[u32], column: &[u32], i: usize| {
             column.get(i).and_then(|&s| hashes.get(s as usize)).copied().unwrap_or_default()
         };
-        let (mut arrivals, mut starts, mut starting_runs) = (0, 0, std::collections::BTreeSet::new());
+        let (mut arrivals, mut starts) = (0, 0);
         // Jobs assigned in the same batch as their predecessor's completion are its fan-out whichever message
         // came first, so assignments are taken after everything else.
         let assigned_last = [false, true].into_iter().flat_map(|assigned| {
@@ -184,9 +184,7 @@ impl Scaler for Predictive {
                 || combine(hash(&workflows, &events.workflow_refs, i), hash(&names, &events.job_display_names, i));
             if self.observe(&mut state, &event, key, now) {
                 arrivals += 1;
-                // A job of no known run starts one of its own.
-                let run = event.workflow_run_id();
-                if run == 0 || starting_runs.insert(run) {
+                if state.baseline.starts_run(event.workflow_run_id()) {
                     starts += 1;
                 }
             }
@@ -217,14 +215,14 @@ impl Scaler for Predictive {
         let prewarm = self.config.max_prewarm.map_or(prewarm, |cap| prewarm.min(cap));
 
         // The idle pool: enough runners for the runs that start while a runner starts, in five cases of six
-        // (Poisson mean plus one standard deviation), each with the jobs runs start with. Runners warming for a
-        // fan-out are idle too and serve them first (one taken is replaced at once), so they count towards it.
+        // (Poisson mean plus one standard deviation), each with the jobs runs start with. It comes on top of the
+        // runners warming for fan-outs: those are still starting for most of a run's arrivals, and one a run takes
+        // leaves its fan-out a runner short.
         let per_start = state.baseline.jobs_per_start();
         let jobs = state.baseline.rate_per_second(now) * self.config.lead_seconds * self.config.baseline_factor;
         let starts = jobs / per_start;
         let wanted = if jobs < 0.05 { 0 } else { ((starts + starts.sqrt()).ceil() * per_start).round() as u32 };
-        let wanted = wanted.min(self.config.max_baseline);
-        let pool = wanted.saturating_sub(prewarm);
+        let pool = wanted.min(self.config.max_baseline);
 
         let floor = input.bounds.min_runners;
         let assigned = input.statistics.assigned_jobs;

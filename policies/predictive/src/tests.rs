@@ -198,15 +198,20 @@ fn runs_starting_often_keep_a_small_idle_pool() {
 #[test]
 fn runs_that_start_with_two_jobs_get_their_pool_in_pairs() {
     let mut replay = Replay::new(policy(r#"{"baselineFactor": 1}"#));
-    let roots = |run: u64| {
-        let lint = event(JobPhase::Assigned, run, run * 10, "lint");
-        vec![lint, event(JobPhase::Assigned, run, run * 10 + 1, "build")]
-    };
+    let lint = |run: u64| event(JobPhase::Assigned, run, run * 10, "lint");
+    let build = |run: u64| event(JobPhase::Assigned, run, run * 10 + 1, "build");
     // A run (lint and build at once) every 30 s for 10 minutes: ≈ 0.5 run starts while a runner starts, covered
     // five times in six by two starts' worth of idle runners — four, not the three that one job at a time needs.
-    let mut d = replay.step(input(T0, 2, roots(1))).unwrap();
+    // Every other run's build comes a second after its lint, in a message of its own: still the same run's start.
+    let mut d = replay.step(input(T0, 2, vec![lint(1), build(1)])).unwrap();
     for i in 1..20u64 {
-        d = replay.step(input(T0 + i * 30 * S, 2, roots(1 + i))).unwrap();
+        let at = T0 + i * 30 * S;
+        d = if i % 2 == 0 {
+            replay.step(input(at, 2, vec![lint(1 + i), build(1 + i)])).unwrap()
+        } else {
+            replay.step(input(at, 1, vec![lint(1 + i)])).unwrap();
+            replay.step(input(at + S, 2, vec![build(1 + i)])).unwrap()
+        };
     }
     assert_eq!(d.desired_runners, 2 + 4, "{}", d.reason);
 }
