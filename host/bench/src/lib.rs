@@ -21,14 +21,18 @@ pub struct Figure {
     pub unit: String,
     /// The target, in words (e.g. `<= 5 ms`), if the issue named one.
     pub target: Option<String>,
-    /// Whether the target is met, when it is a plain upper bound in the same unit.
+    /// Whether the target is met, when it is a plain bound (`<= N` or `>= N`) in the same unit.
     pub met: Option<bool>,
 }
 
 impl Figure {
-    /// A figure with a target in words (`<= N unit` targets are judged).
+    /// A figure with a target in words (`<= N unit` and `>= N unit` targets are judged).
     pub fn new(name: &str, value: f64, unit: &str, target: Option<&str>) -> Figure {
-        let met = target.and_then(|t| upper_bound(t, unit)).map(|bound| value <= bound);
+        let met = target.and_then(|t| bound(t, unit)).map(
+            |(at_most, bound)| {
+                if at_most { value <= bound } else { value >= bound }
+            },
+        );
         Figure { name: name.into(), value, unit: unit.into(), target: target.map(Into::into), met }
     }
 
@@ -53,11 +57,17 @@ pub fn figure(name: &str, value: f64, unit: &str, target: Option<&str>) {
     Figure::new(name, value, unit, target).report();
 }
 
-/// `<= N unit` (or `≤ N unit`) as N when the unit is `unit`.
-fn upper_bound(target: &str, unit: &str) -> Option<f64> {
-    let rest = target.trim().strip_prefix("<=").or_else(|| target.trim().strip_prefix('≤'))?.trim();
-    let (number, target_unit) = rest.split_once(' ').unwrap_or((rest, ""));
-    (target_unit.trim() == unit).then(|| number.replace(',', "").parse().ok()).flatten()
+/// `<= N unit` (or `≤`) as (true, N) and `>= N unit` (or `≥`) as (false, N), when the unit is `unit`.
+fn bound(target: &str, unit: &str) -> Option<(bool, f64)> {
+    let target = target.trim();
+    let strip = |ascii: &str, symbol: char| target.strip_prefix(ascii).or_else(|| target.strip_prefix(symbol));
+    let (at_most, rest) = match strip("<=", '≤') {
+        Some(rest) => (true, rest),
+        None => (false, strip(">=", '≥')?),
+    };
+    let (number, target_unit) = rest.trim().split_once(' ').unwrap_or((rest.trim(), ""));
+    let number: f64 = number.replace(',', "").parse().ok()?;
+    (target_unit.trim() == unit).then_some((at_most, number))
 }
 
 /// A figure as one aligned line: name, value and unit, target, verdict.
@@ -88,9 +98,13 @@ mod tests {
 
     #[test]
     fn targets_in_the_same_unit_are_judged() {
-        assert_eq!(upper_bound("<= 5 ms", "ms"), Some(5.0));
-        assert_eq!(upper_bound("≤ 2,000 req/s", "ms"), None);
-        assert_eq!(upper_bound(">= 2000 req/s", "req/s"), None);
+        assert_eq!(bound("<= 5 ms", "ms"), Some((true, 5.0)));
+        assert_eq!(bound("≤ 2,000 req/s", "ms"), None);
+        assert_eq!(bound(">= 2,000 req/s", "req/s"), Some((false, 2000.0)));
+        assert_eq!(bound("≥ 5 x", "x"), Some((false, 5.0)));
+        assert_eq!(bound("about 5 x", "x"), None);
+        assert_eq!(Figure::new("x", 4.0, "x", Some(">= 5 x")).met, Some(false));
+        assert_eq!(Figure::new("x", 6.0, "x", Some(">= 5 x")).met, Some(true));
         let f = Figure {
             name: "x".into(),
             value: 6.0,
