@@ -218,14 +218,17 @@ pub fn generate(jobs: usize, hours: f64, bursts: usize, seed: u64) -> Vec<TraceJ
     out
 }
 
-/// A workflow of a DAG trace: build → `width`-way test matrix → deploy (on some runs), each workflow fanning out
-/// the same way every time, as real CI does.
+/// A workflow of a DAG trace: build → `width`-way test matrix → an integration matrix that needs the whole test
+/// matrix (if `integration` shards) → deploy (on some runs), each workflow fanning out the same way every time, as
+/// real CI does.
 struct Workflow {
     repository: &'static str,
     path: &'static str,
     width: usize,
     build_seconds: f64,
     test_seconds: f64,
+    integration: usize,
+    integration_seconds: f64,
     deploy_share: f64,
 }
 
@@ -236,6 +239,8 @@ const WORKFLOWS: [Workflow; 4] = [
         width: 40,
         build_seconds: 300.0,
         test_seconds: 240.0,
+        integration: 0,
+        integration_seconds: 0.0,
         deploy_share: 0.3,
     },
     Workflow {
@@ -244,6 +249,8 @@ const WORKFLOWS: [Workflow; 4] = [
         width: 12,
         build_seconds: 180.0,
         test_seconds: 150.0,
+        integration: 4,
+        integration_seconds: 200.0,
         deploy_share: 0.3,
     },
     Workflow {
@@ -252,6 +259,8 @@ const WORKFLOWS: [Workflow; 4] = [
         width: 24,
         build_seconds: 120.0,
         test_seconds: 90.0,
+        integration: 0,
+        integration_seconds: 0.0,
         deploy_share: 0.0,
     },
     Workflow {
@@ -260,13 +269,16 @@ const WORKFLOWS: [Workflow; 4] = [
         width: 0,
         build_seconds: 60.0,
         test_seconds: 0.0,
+        integration: 0,
+        integration_seconds: 0.0,
         deploy_share: 0.0,
     },
 ];
 
 /// A synthetic day of workflow runs with their DAGs: `runs` runs over `hours` on the diurnal curve of
-/// [`generate`], each a build job (the root, with a `queuedAt`) → a test matrix of the workflow's width → a deploy
-/// job on some runs; plus `merge_queue_bursts` bursts in which 6–10 runs are queued within a minute.
+/// [`generate`], each a build job (the root, with a `queuedAt`) → a test matrix of the workflow's width → an
+/// integration matrix needing all of it (one workflow) → a deploy job on some runs; plus `merge_queue_bursts`
+/// bursts in which 6–10 runs are queued within a minute.
 pub fn generate_dag(runs: usize, hours: f64, merge_queue_bursts: usize, seed: u64) -> Vec<TraceJob> {
     let mut rng = Rng::new(seed);
     let span = hours * 3600.0;
@@ -310,9 +322,16 @@ pub fn generate_dag(runs: usize, hours: f64, merge_queue_bursts: usize, seed: u6
             let duration = vary(&mut rng, workflow.test_seconds);
             jobs.push(job(name.clone(), None, duration, vec![root.into()]));
         }
-        if !tests.is_empty() && rng.next_f64() < workflow.deploy_share {
+        let shards: Vec<String> =
+            (1..=workflow.integration).map(|i| format!("integration ({i}/{})", workflow.integration)).collect();
+        for name in &shards {
+            let duration = vary(&mut rng, workflow.integration_seconds);
+            jobs.push(job(name.clone(), None, duration, tests.clone()));
+        }
+        let last_stage = if shards.is_empty() { tests } else { shards };
+        if !last_stage.is_empty() && rng.next_f64() < workflow.deploy_share {
             let duration = vary(&mut rng, 90.0);
-            jobs.push(job("deploy".into(), None, duration, tests));
+            jobs.push(job("deploy".into(), None, duration, last_stage));
         }
     }
     jobs

@@ -2,12 +2,15 @@
 //!
 //! Real CI repeats itself: `build` runs for minutes, then its run queues a 40-way test matrix at once. From the job
 //! events the host passes to every decision (WIT 0.2.0), the policy learns per (workflow, job) pair how many jobs
-//! its completion queues (fan-out) and how long it runs. While such a job runs, the expected fan-out is asked for
-//! `leadSeconds` before the job's earliest likely end, so the runners have started when the matrix is queued; if
-//! the job runs far past its expected end, or fails, the runners are released. Jobs that start runs get a small idle
-//! pool sized by how often runs start (recently, and at this hour on past days) and how many jobs each starts with.
+//! its completion queues (fan-out) and how long it runs. A job is a group as `needs` sees it: every instance of a
+//! matrix together, finished when its last instance is, so a deploy that needs a matrix (a fan-in) and a second
+//! matrix that needs the first are learned and warmed like a build's fan-out. While such a group runs, the
+//! expected fan-out is asked for `leadSeconds` before the group's earliest likely end, so the runners have started
+//! when its dependents are queued; if it runs far past its expected end, or fails, the runners are released. Jobs
+//! that start runs get a small idle pool sized by how often runs start (recently, and at this hour on past days)
+//! and how many jobs each starts with.
 //!
-//! desired = minRunners + assigned jobs + warmed for running predecessors + outstanding fan-out + idle pool
+//! desired = minRunners + assigned jobs + warmed for running groups + outstanding fan-out + idle pool
 //!
 //! What it learns travels in the decision's `state`, which the listener persists, so it survives restarts; it is
 //! trimmed to `maxStateBytes` (keep it equal to the scale set's `spec.policy.limits.maxStateBytes`), in-flight
@@ -27,7 +30,7 @@ use gha_autoscaler_policy::prelude::*;
 use serde::{Deserialize, Serialize};
 
 pub use config::Config;
-use in_flight::{InFlight, Running, Window};
+use in_flight::{Finished, Group, InFlight, Window, group_id};
 use learned::{Learned, Memory, combine, name_hash, workflow_hash};
 
 /// Everything the policy carries from decision to decision.
@@ -79,39 +82,59 @@ impl Predictive {
         }
     }
 
-    /// When a running predecessor's fan-out is worth runners: from `leadSeconds` before its earliest likely end
-    /// to `patienceSeconds` after its latest.
-    fn warm_span(&self, running: &Running, learned: &Learned) -> (u64, u64) {
+    /// When a started group's fan-out is worth runners: from `leadSeconds` before its earliest likely end to
+    /// `patienceSeconds` after its latest.
+    fn warm_span(&self, started_ms: u64, learned: &Learned) -> (u64, u64) {
         let spread = self.config.early_deviations * learned.deviation;
-        let earliest = running.started_ms() + ms(learned.duration - spread);
-        let latest = running.started_ms() + ms(learned.duration + spread + self.config.patience_seconds);
+        let earliest = started_ms + ms(learned.duration - spread);
+        let latest = started_ms + ms(learned.duration + spread + self.config.patience_seconds);
         (earliest.saturating_sub(ms(self.config.lead_seconds)), latest)
     }
 
-    /// Learns from one job event (`key` gives its (workflow, job) key); returns whether it queued a run-starting
-    /// job.
-    fn observe(&self, state: &mut State, event: &JobEventRef, key: impl Fn() -> u32, now: u64) -> bool {
+    /// A started group whose learned fan-out is worth warming for: when it started, and what was learned.
+    fn predicting<'m>(&self, group: &Group, memory: &'m Memory) -> Option<(u64, &'m Learned)> {
+        let learned = memory.get(group.key()).filter(|l| l.fanout >= self.config.min_fanout)?;
+        Some((group.started_ms()?, learned))
+    }
+
+    /// Learns from one job event (`key` gives its (workflow, job) key; `done`: the job completes later in the same
+    /// batch, whose assignments are taken last); returns whether it queued a job nothing announced (one that
+    /// starts a run, or joins a run's start).
+    fn observe(&self, state: &mut State, event: &JobEventRef, key: impl Fn() -> u32, done: bool, now: u64) -> bool {
         let limit = self.config.max_learned;
+        let run = event.workflow_run_id();
         match event.phase() {
             // Every job the scale set gets is assigned to it (on GitHub Enterprise Server after an `available`
             // message, on github.com at once), so `assigned` counts each job once.
             JobPhase::Available => {}
-            JobPhase::Assigned => return !state.in_flight.queued(event.workflow_run_id()),
+            JobPhase::Assigned => {
+                let key = key();
+                let fanout = !state.in_flight.reopened(run, key) && state.in_flight.queued(run);
+                if let Some(group) = group_id(run, key).filter(|_| !done) {
+                    state.in_flight.assigned(group, key, now);
+                }
+                return !fanout;
+            }
             JobPhase::Started => {
                 let key = key();
-                let predicts = state.memory.get(key).is_some_and(|l| l.fanout >= self.config.min_fanout);
-                if predicts {
-                    state.in_flight.started(Running(event.job_id(), key, event.started_unix_ms().unwrap_or(now)));
+                if let Some(group) = group_id(run, key) {
+                    state.in_flight.started(group, key, event.started_unix_ms().unwrap_or(now));
                 }
             }
             JobPhase::Completed if !succeeded(event) => {
                 // A failed or cancelled job's dependents are skipped: not what it normally does, so not learned.
-                state.in_flight.completed(event.job_id(), None);
+                if let Some(group) = group_id(run, key()) {
+                    state.in_flight.abandoned(group);
+                }
             }
             JobPhase::Completed => {
                 let key = key();
-                let tracked = state.in_flight.running.get(&event.job_id());
-                let started = event.started_unix_ms().or(tracked.map(Running::started_ms));
+                let finished = group_id(run, key).map_or(Finished::Untracked, |group| state.in_flight.finished(group));
+                let started = match finished {
+                    Finished::Pending => return false,
+                    Finished::Last(group) => group.started_ms().or(event.started_unix_ms()),
+                    Finished::Untracked => event.started_unix_ms(),
+                };
                 let learned = state.memory.touch(key, now, limit);
                 if let Some(started) = started {
                     let finished = event.finished_unix_ms().unwrap_or(now);
@@ -122,9 +145,8 @@ impl Predictive {
                 } else {
                     0
                 };
-                let run = event.workflow_run_id();
-                let window = (run != 0).then(|| Window(run, key, now + ms(self.config.window_seconds), 0, expected));
-                if let Some(replaced) = state.in_flight.completed(event.job_id(), window) {
+                let window = Window(run, key, now + ms(self.config.window_seconds), 0, expected);
+                if let Some(replaced) = (run != 0).then(|| state.in_flight.open_window(window)).flatten() {
                     state.memory.touch(replaced.key(), now, limit).observe_fanout(replaced.queued());
                 }
             }
@@ -133,7 +155,7 @@ impl Predictive {
     }
 
     /// Trims the state until it encodes within `maxStateBytes`: the oldest fan-out windows first, then the oldest
-    /// running predecessors, and only then the least recently seen of what was learned. Each pass drops a little
+    /// unfinished groups, and only then the least recently seen of what was learned. Each pass drops a little
     /// more than the share of entries the excess suggests, so a full state costs one or two more encodings.
     fn encode(&self, state: &mut State) -> Vec<u8> {
         loop {
@@ -147,8 +169,8 @@ impl Predictive {
             let windows = in_flight.windows().count();
             if windows > 0 {
                 in_flight.drop_oldest_windows(share(windows));
-            } else if !in_flight.running.is_empty() {
-                in_flight.drop_oldest_running(share(in_flight.running.len()));
+            } else if !in_flight.groups.is_empty() {
+                in_flight.drop_oldest_groups(share(in_flight.groups.len()));
             } else if !state.memory.is_empty() {
                 state.memory.forget_oldest(share(state.memory.len()));
             } else {
@@ -179,10 +201,13 @@ impl Scaler for Predictive {
         let assigned_last = [false, true].into_iter().flat_map(|assigned| {
             events.iter().enumerate().filter(move |(_, e)| (e.phase() == JobPhase::Assigned) == assigned)
         });
+        let completed: std::collections::BTreeSet<u64> =
+            events.iter().filter(|e| e.phase() == JobPhase::Completed).map(|e| e.job_id()).collect();
         for (i, event) in assigned_last {
             let key =
                 || combine(hash(&workflows, &events.workflow_refs, i), hash(&names, &events.job_display_names, i));
-            if self.observe(&mut state, &event, key, now) {
+            let done = event.phase() == JobPhase::Assigned && completed.contains(&event.job_id());
+            if self.observe(&mut state, &event, key, done, now) {
                 arrivals += 1;
                 if state.baseline.starts_run(event.workflow_run_id()) {
                     starts += 1;
@@ -191,15 +216,16 @@ impl Scaler for Predictive {
         }
         state.baseline.arrivals(now, arrivals, starts);
 
-        // Runners for the fan-outs of running predecessors, and for fan-out announced but not queued yet.
+        // Runners for the fan-outs of started groups, and for fan-out announced but not queued yet. A group that
+        // ran far past its expected end has its runners released (and is still counted until it finishes).
         let mut requeue_at: Vec<u64> = state.in_flight.windows().map(Window::closes_ms).collect();
         let mut warming = 0.0;
         let mut predecessors = 0;
-        state.in_flight.running.retain(|_, r| {
-            let Some(learned) = state.memory.get(r.key()) else { return false };
-            let (from, until) = self.warm_span(r, learned);
+        for group in state.in_flight.groups.values() {
+            let Some((started, learned)) = self.predicting(group, &state.memory) else { continue };
+            let (from, until) = self.warm_span(started, learned);
             if now >= until {
-                return false; // ran far past its expected end: its runners are released and it is forgotten
+                continue;
             }
             if now >= from {
                 warming += learned.fanout_peak * self.config.prewarm_factor;
@@ -208,8 +234,7 @@ impl Scaler for Predictive {
                 requeue_at.push(from);
             }
             requeue_at.push(until);
-            true
-        });
+        }
         let outstanding = state.in_flight.outstanding();
         let prewarm = (warming.round() as u32).saturating_add(outstanding);
         let prewarm = self.config.max_prewarm.map_or(prewarm, |cap| prewarm.min(cap));

@@ -106,6 +106,40 @@ fn fanout_assigned_before_its_predecessor_completed_in_one_batch_is_still_learne
 }
 
 #[test]
+fn a_fan_in_is_warmed_before_the_last_job_of_the_matrix_it_needs_ends() {
+    // Each run: a 4-way matrix (100 s) → deploy, which GitHub queues when the whole matrix has finished.
+    let mut replay = Replay::new(policy(r#"{"baselineFactor": 0}"#));
+    let matrix = |run: u64| (1..=4u64).map(move |i| (run * 100 + i, format!("test ({i}/4)")));
+    let mut at = T0;
+    for run in 1..=3u64 {
+        let queued = matrix(run).map(|(id, name)| event(JobPhase::Assigned, run, id, &name)).collect();
+        replay.step(input(at, 4, queued)).unwrap();
+        let started = matrix(run).map(|(id, name)| started(run, id, &name, at)).collect();
+        let d = replay.step(input(at, 4, started)).unwrap();
+        if run == 3 {
+            // Three of four done at 95 s: the deploy's runner is already warming (from 100 − 25 s).
+            let early: Vec<JobEvent> =
+                matrix(run).take(3).map(|(id, name)| completed(run, id, &name, at, at + 95 * S)).collect();
+            let d = replay.step(input(at + 95 * S, 1, early)).unwrap();
+            assert_eq!(d.desired_runners, 1 + 1, "{}", d.reason);
+            return;
+        }
+        assert_eq!(d.desired_runners, 4, "nothing learned yet: {}", d.reason);
+        // The first three end at 90 s, the last at 100 s; then the deploy is queued.
+        let mut done: Vec<JobEvent> =
+            matrix(run).take(3).map(|(id, name)| completed(run, id, &name, at, at + 90 * S)).collect();
+        replay.step(input(at + 90 * S, 1, std::mem::take(&mut done))).unwrap();
+        let (id, name) = matrix(run).next_back().unwrap();
+        let end = at + 100 * S;
+        done.push(completed(run, id, &name, at, end));
+        done.push(event(JobPhase::Assigned, run, run * 100 + 50, "deploy"));
+        replay.step(input(end, 1, done)).unwrap();
+        replay.step(input(end + 31 * S, 0, vec![])).unwrap();
+        at += 1000 * S;
+    }
+}
+
+#[test]
 fn announced_fanout_holds_runners_until_it_is_queued() {
     let (mut replay, start) = taught();
     replay.step(input(start, 1, vec![started(2, 200, "build", start)])).unwrap();

@@ -15,7 +15,8 @@ pub struct TraceArgs {
 #[derive(Debug, Subcommand)]
 enum TraceCommand {
     /// Print a synthetic trace (JSON lines): a diurnal load with bursts, reproducible from a seed; with --dag,
-    /// workflow runs (build → test matrix → deploy) whose later jobs are queued by their `needs`.
+    /// workflow runs (build → test matrix → integration matrix → deploy) whose later jobs are queued by their
+    /// `needs`.
     Generate {
         /// Jobs (without --dag).
         #[arg(long, default_value_t = 10_000)]
