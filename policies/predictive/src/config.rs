@@ -20,7 +20,7 @@ pub struct Config {
     pub patience_seconds: f64,
     /// Jobs of a run queued this long after one of its jobs completed count as that job's fan-out, seconds.
     pub window_seconds: f64,
-    /// Smallest learned fan-out (jobs per completion) worth warming for.
+    /// Smallest learned fan-out (jobs per finished group: a job, or every instance of a matrix) worth warming for.
     pub min_fanout: f64,
     /// Scale of the idle pool kept for jobs that start runs (their expected arrivals during `leadSeconds`). 2 suits
     /// workflows whose runs start with several jobs at once (lint and build) for a little more idle time.

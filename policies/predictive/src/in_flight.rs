@@ -6,6 +6,7 @@
 //! is learned from and warmed for.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -119,6 +120,11 @@ fn entries_in<'de, D: Deserializer<'de>, T: Deserialize<'de> + Keyed>(d: D) -> R
     Ok(Vec::<T>::deserialize(d)?.into_iter().map(|entry| (entry.id(), entry)).collect())
 }
 
+/// Whether the entry `id` is there or fits under [`MAX_ENTRIES`].
+fn has_room<T>(entries: &BTreeMap<u64, T>, id: u64) -> bool {
+    entries.len() < MAX_ENTRIES || entries.contains_key(&id)
+}
+
 /// Removes the `count` entries that sort first by `by`.
 fn drop_first<T: Copy, K: Ord>(entries: &mut BTreeMap<u64, T>, count: usize, by: impl Fn(&T) -> K) {
     let mut sorted: Vec<(u64, T)> = entries.iter().map(|(&id, &entry)| (id, entry)).collect();
@@ -147,20 +153,18 @@ impl InFlight {
     }
 
     fn group(&mut self, id: u64, key: u32, now_ms: u64) -> Option<&mut Group> {
-        if self.groups.len() >= MAX_ENTRIES && !self.groups.contains_key(&id) {
-            return None;
-        }
-        Some(self.groups.entry(id).or_insert(Group(id, key, now_ms, 0, 0, 0)))
+        has_room(&self.groups, id).then(|| self.groups.entry(id).or_insert(Group(id, key, now_ms, 0, 0, 0)))
     }
 
     /// A job of the group `id` completed.
     pub fn finished(&mut self, id: u64) -> Finished {
-        let Some(group) = self.groups.get_mut(&id) else { return Finished::Untracked };
+        let Entry::Occupied(mut entry) = self.groups.entry(id) else { return Finished::Untracked };
+        let group = entry.get_mut();
         (group.4, group.5) = (group.4.saturating_sub(1), group.5.saturating_sub(1));
         if group.4.max(group.5) > 0 {
             return Finished::Pending;
         }
-        self.groups.remove(&id).map_or(Finished::Untracked, Finished::Last)
+        Finished::Last(entry.remove())
     }
 
     /// A job of the group `id` failed or was cancelled: the group's dependents will not run, so it is dropped.
@@ -171,32 +175,25 @@ impl InFlight {
     /// The group finished, opening its run's window; the window it replaces (an earlier group of the run) is
     /// returned closed: jobs queued from now on are the new group's.
     pub fn open_window(&mut self, window: Window) -> Option<Window> {
-        if self.windows.len() >= MAX_ENTRIES && !self.windows.contains_key(&window.run()) {
-            return None;
-        }
-        self.windows.insert(window.run(), window)
+        has_room(&self.windows, window.run()).then(|| self.windows.insert(window.run(), window)).flatten()
     }
 
-    /// A job of `run` with `key` was queued while its run's window of a group with the same key was open: the
-    /// group had not finished (a matrix queued a few instances at a time), so the window goes, unlearned.
-    pub fn reopened(&mut self, run: u64, key: u32) -> bool {
-        let same = self.windows.get(&run).is_some_and(|w| w.key() == key && w.queued() == 0);
-        if same {
-            self.windows.remove(&run);
+    /// A job of `run` with `key` was queued: true when it is fan-out of a finished group (an open window of its
+    /// run), false when it starts a run or nothing announced it. A job of the window's own group with nothing
+    /// queued since means the group had not finished (a matrix queued a few instances at a time): the window goes,
+    /// unlearned.
+    pub fn queued(&mut self, run: u64, key: u32) -> bool {
+        if run == 0 {
+            return false;
         }
-        same
-    }
-
-    /// A job of `run` was queued: true when it is fan-out of a completion (an open window of its run), false when
-    /// it starts a run or nothing announced it.
-    pub fn queued(&mut self, run: u64) -> bool {
-        match self.windows.get_mut(&run).filter(|_| run != 0) {
-            Some(window) => {
-                window.3 = window.3.saturating_add(1);
-                true
-            }
-            None => false,
+        let Entry::Occupied(mut window) = self.windows.entry(run) else { return false };
+        if window.get().key() == key && window.get().queued() == 0 {
+            window.remove();
+            return false;
         }
+        let window = window.get_mut();
+        window.3 = window.3.saturating_add(1);
+        true
     }
 
     /// Removes and returns the windows closed by `now_ms`, and forgets groups unfinished for a day.
@@ -252,15 +249,15 @@ mod tests {
         assert_eq!(in_flight.finished(matrix), Finished::Untracked);
 
         assert_eq!(in_flight.open_window(Window(100, 7, 30_000, 0, 40)), None);
-        assert!(in_flight.queued(100) && in_flight.queued(100));
-        assert!(!in_flight.queued(200), "another run's job starts that run");
+        assert!(in_flight.queued(100, 9) && in_flight.queued(100, 9));
+        assert!(!in_flight.queued(200, 9), "another run's job starts that run");
         assert_eq!(in_flight.outstanding(), 38);
         let replaced = in_flight.open_window(Window(100, 8, 40_000, 0, 0)).unwrap();
         assert_eq!((replaced.key(), replaced.queued()), (7, 2));
         assert_eq!(in_flight.outstanding(), 0);
         assert!(in_flight.close_windows(39_999).is_empty());
         assert_eq!(in_flight.close_windows(40_000).len(), 1);
-        assert!(!in_flight.queued(0), "jobs of no known run start runs");
+        assert!(!in_flight.queued(0, 9), "jobs of no known run start runs");
     }
 
     #[test]
@@ -270,9 +267,13 @@ mod tests {
         in_flight.assigned(matrix, 7, 0);
         assert!(matches!(in_flight.finished(matrix), Finished::Last(_)));
         in_flight.open_window(Window(100, 7, 30_000, 0, 0));
-        assert!(!in_flight.reopened(100, 8), "another job's arrival is fan-out");
-        assert!(in_flight.reopened(100, 7), "the next instance reopens the matrix");
+        assert!(!in_flight.queued(100, 7), "the next instance reopens the matrix");
         assert_eq!(in_flight.windows().count(), 0);
+        in_flight.open_window(Window(100, 7, 30_000, 0, 0));
+        assert!(in_flight.queued(100, 8), "another job's arrival is fan-out");
+        assert!(in_flight.queued(100, 7), "after fan-out, the group had finished");
+        assert_eq!(in_flight.outstanding(), 0);
+        in_flight.close_windows(30_000);
         // A job whose start is seen before its queueing (a later message of the same batch) counts once.
         in_flight.started(matrix, 7, 2_000);
         in_flight.assigned(matrix, 7, 2_000);

@@ -44,12 +44,13 @@ fn fnv1a(text: &str) -> u32 {
 pub struct Learned {
     /// The (workflow, job) key.
     pub key: u32,
-    /// Jobs its run queues within the window after it completes (running average): whether it is worth warming
-    /// for. A matrix job whose last instance queues a deploy averages well below one.
+    /// Jobs its run queues within the window after its group (every instance of the job in a run) finishes
+    /// (running average): whether it is worth warming for. A matrix followed by a deploy on some runs averages
+    /// below one.
     pub fanout: f64,
     /// The recent largest fan-out, falling towards the average: how many runners to warm.
     pub fanout_peak: f64,
-    /// Completions whose fan-out was observed.
+    /// Finished groups whose fan-out was observed.
     pub observed: u32,
     /// Mean duration, seconds.
     pub duration: f64,

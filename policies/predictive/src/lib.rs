@@ -109,7 +109,7 @@ impl Predictive {
             JobPhase::Available => {}
             JobPhase::Assigned => {
                 let key = key();
-                let fanout = !state.in_flight.reopened(run, key) && state.in_flight.queued(run);
+                let fanout = state.in_flight.queued(run, key);
                 if let Some(group) = group_id(run, key).filter(|_| !done) {
                     state.in_flight.assigned(group, key, now);
                 }
