@@ -140,6 +140,17 @@ fn a_fan_in_is_warmed_before_the_last_job_of_the_matrix_it_needs_ends() {
 }
 
 #[test]
+fn a_job_queued_started_and_completed_in_one_batch_leaves_no_group_behind() {
+    // Its assignment is taken after its completion; counted then, its group would never finish.
+    let mut p = policy("");
+    let mut events = vec![event(JobPhase::Assigned, 1, 100, "lint"), started(1, 100, "lint", T0)];
+    events.push(completed(1, 100, "lint", T0, T0 + 5 * S));
+    let d = p.decide(&input(T0 + 5 * S, 0, events)).unwrap();
+    let state: State = state::load(&d.state).unwrap();
+    assert!(state.in_flight.groups.is_empty(), "{:?}", state.in_flight.groups);
+}
+
+#[test]
 fn announced_fanout_holds_runners_until_it_is_queued() {
     let (mut replay, start) = taught();
     replay.step(input(start, 1, vec![started(2, 200, "build", start)])).unwrap();
